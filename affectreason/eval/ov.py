@@ -1,0 +1,60 @@
+"""MER2024-OV set-level accuracy and recall of open-vocabulary labels.
+
+Conventions (MER2024 README; MERTools ``main-ov.py``), reproduced exactly:
+- labels are lower-cased; each label is replaced by its synonym group's representative
+  (the first member of its group); labels outside every group stand for themselves;
+- per clip: accuracy = |G ∩ P| / |P| and recall = |G ∩ P| / |G| over the mapped sets;
+  an empty prediction scores 0 on both;
+- the figures are means over clips; ``avg`` is the mean of the two.
+Our additions, stated here because the reference code would crash instead: a clip whose gold
+set is empty is skipped and counted (``skipped_empty_gold``). This module imports no model.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from affectreason.eval.alignment import Aligned
+from affectreason.eval.grouping import SynonymGrouping
+from affectreason.eval.result import MetricResult, mean_statistic
+
+
+def set_overlap(gold: set[str], pred: set[str]) -> tuple[float, float]:
+    """(accuracy, recall) of one clip's mapped label sets.
+
+    >>> set_overlap({"happy", "relaxed"}, {"happy"})
+    (1.0, 0.5)
+    >>> set_overlap({"happy"}, set())
+    (0.0, 0.0)
+    """
+    if not pred:
+        return 0.0, 0.0
+    hit = len(gold & pred)
+    return hit / len(pred), hit / len(gold)
+
+
+def _derive(means: dict[str, float]) -> dict[str, float]:
+    acc, rec = means["accuracy"], means["recall"]
+    return {"accuracy": acc, "recall": rec, "avg": (acc + rec) / 2}
+
+
+def score_ov(aligned: Aligned, grouping: SynonymGrouping) -> MetricResult:
+    """Set-level OV accuracy / recall / avg of aligned records under a synonym grouping."""
+    rows: list[dict] = []
+    skipped: list[str] = []
+    for gold, pred in zip(aligned.gold, aligned.pred, strict=True):
+        if not gold.labels:
+            skipped.append(gold.name)
+            continue
+        gold_labels = grouping.retokenize(gold.name, gold.labels)
+        pred_labels = grouping.retokenize(gold.name, pred.labels)
+        to_group = grouping.canonical(gold.name, [*gold_labels, *pred_labels])
+        g = {to_group.get(label, label) for label in gold_labels}
+        p = {to_group.get(label, label) for label in pred_labels}
+        acc, rec = set_overlap(g, p)
+        rows.append({"name": gold.name, "accuracy": acc, "recall": rec, "gold": sorted(g), "pred": sorted(p)})
+    columns = {k: np.array([r[k] for r in rows], dtype=float) for k in ("accuracy", "recall")}
+    statistic = mean_statistic(columns, _derive)
+    summary = statistic(np.arange(len(rows)))
+    info = {"grouping": grouping.describe(), "skipped_empty_gold": len(skipped), **aligned.summary()}
+    return MetricResult("ov", summary, rows, statistic, info)

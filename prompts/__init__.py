@@ -1,0 +1,1 @@
+"""Prompt templates (YAML), installed as package data of ``affectreason.prompts``."""
