@@ -48,10 +48,12 @@ class TextEncoder:
         os.environ.setdefault("HF_HUB_OFFLINE", "1")
         try:
             from sentence_transformers import SentenceTransformer
+            from transformers.utils import logging as hf_logging
         except ImportError:
             raise EmbeddingModelMissing(
                 "sentence-transformers is not installed: `pip install 'affectreason[embed]'`"
             ) from None
+        hf_logging.disable_progress_bar()  # a weight-loading bar per run is noise in a scorer's output
         self.model_path = path
         self.batch_size = batch_size
         self._model = SentenceTransformer(str(path), device="cpu")

@@ -173,7 +173,7 @@ def link_groups(labels: Sequence[str], similarity: np.ndarray, threshold: float)
 class EmbeddingGrouping(_SameTokens):
     """Groups labels by sentence-embedding cosine similarity (offline, deterministic)."""
 
-    def __init__(self, encoder: TextEncoder, threshold: float = 0.7):
+    def __init__(self, encoder: TextEncoder, threshold: float = 0.5):
         if not 0.0 < threshold <= 1.0:
             raise ValueError(f"embedding threshold must be in (0, 1], got {threshold}")
         self.encoder = encoder

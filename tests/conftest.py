@@ -1,0 +1,42 @@
+"""Shared fixtures: the public anchor data (beside the checkout) and a small file writer."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+
+from affectreason.eval.wheel import EmotionWheel
+
+ANCHORS = Path(os.environ.get("AFFECTREASON_ANCHORS", Path(__file__).resolve().parents[2] / "shared" / "anchors"))
+
+
+@pytest.fixture(scope="session")
+def anchors() -> Path:
+    """The anchor data folder (``shared/anchors`` beside the repository, or $AFFECTREASON_ANCHORS)."""
+    if not ANCHORS.is_dir():
+        pytest.skip(f"anchor data not found at {ANCHORS}; set AFFECTREASON_ANCHORS")
+    return ANCHORS
+
+
+@pytest.fixture(scope="session")
+def wheel(anchors: Path) -> EmotionWheel:
+    """The MERTools emotion wheel from the anchors, loaded once per session."""
+    return EmotionWheel.load(anchors / "emotion_wheel")
+
+
+@pytest.fixture
+def tmp_file(tmp_path: Path) -> Callable[[str, str | bytes], Path]:
+    """``tmp_file(name, content)`` writes text (UTF-8) or bytes to ``tmp_path / name`` and returns the path."""
+
+    def write(name: str, content: str | bytes) -> Path:
+        path = tmp_path / name
+        if isinstance(content, bytes):
+            path.write_bytes(content)
+        else:
+            path.write_text(content, encoding="utf-8")
+        return path
+
+    return write
