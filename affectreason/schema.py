@@ -15,7 +15,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-AU_ID = re.compile(r"^AU\d{2}$")
+AU_ID = re.compile(r"^AU(0[1-9]|[1-3]\d|4[0-5])$")
 
 Modality = Literal["face", "voice", "text", "scene", "multimodal"]
 ParseStatus = Literal["ok", "partial", "failed"]
@@ -63,7 +63,7 @@ class FaceFrame(Contract):
     def _au_keys(cls, aus: dict[str, float]) -> dict[str, float]:
         for key, value in aus.items():
             if not AU_ID.match(key):
-                raise ValueError(f"AU key {key!r} is not of the form AU01..AU45")
+                raise ValueError(f"AU key {key!r} is not one of AU01..AU45")
             if not 0.0 <= value <= 5.0:
                 raise ValueError(f"{key} intensity {value} is outside the 0-5 scale")
         return aus

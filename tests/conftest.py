@@ -17,7 +17,8 @@ ANCHORS = Path(os.environ.get("AFFECTREASON_ANCHORS", Path(__file__).resolve().p
 def anchors() -> Path:
     """The anchor data folder (``shared/anchors`` beside the repository, or $AFFECTREASON_ANCHORS)."""
     if not ANCHORS.is_dir():
-        pytest.skip(f"anchor data not found at {ANCHORS}; set AFFECTREASON_ANCHORS")
+        pytest.fail(f"anchor data not found at {ANCHORS}; put shared/anchors beside the checkout "
+                    "or set AFFECTREASON_ANCHORS")
     return ANCHORS
 
 

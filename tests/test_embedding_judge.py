@@ -54,7 +54,8 @@ def test_split_clues_and_match():
 def test_clue_overlap_orders_paraphrase_above_unrelated(encoder):
     judge = EmbeddingJudge(encoder)
     ref = "He smiles broadly and his eyes crinkle. His voice is bright and lively. He says it was a wonderful day."
-    para = "He is smiling widely with crinkled eyes. He speaks in a bright, lively voice. He says the day was wonderful."
+    para = ("He is smiling widely with crinkled eyes. He speaks in a bright, lively voice. "
+            "He says the day was wonderful.")
     other = "She stares at the floor without moving. Her words are slow and quiet. She mentions a funeral."
     assert judge.clue_overlap(ref, ref).score == 10.0
     close, far = judge.clue_overlap(ref, para), judge.clue_overlap(ref, other)

@@ -120,7 +120,7 @@ def test_label_models_normalise_labels():
 
 @pytest.mark.parametrize("key", ["AU1", "au01", "AU001", "AU12_r", "smile"])
 def test_invalid_au_key_rejected(key):
-    with pytest.raises(ValidationError, match=f"AU key '{key}' is not of the form AU01..AU45"):
+    with pytest.raises(ValidationError, match=f"AU key '{key}' is not one of AU01..AU45"):
         FaceFrame(t=0.0, faces=1, aus={key: 1.0})
 
 
@@ -174,3 +174,9 @@ def test_reasoning_text_joins_stripped_parts():
         "Smiling and excited speech suggest joy. The speaker is happy and excited."
     )
     assert Explanation().reasoning_text() == ""
+
+
+@pytest.mark.parametrize("key", ["AU00", "AU99"])
+def test_au_key_outside_documented_range_rejected(key):
+    with pytest.raises(ValidationError):
+        FaceFrame(t=0.0, faces=1, aus={key: 1.0})

@@ -47,8 +47,7 @@ def bootstrap_ci(result: MetricResult, n_resamples: int = DEFAULT_RESAMPLES, con
 def paired_comparison(a: MetricResult, b: MetricResult, n_resamples: int = DEFAULT_RESAMPLES,
                       confidence: float = 0.95, seed: int = 0) -> dict[str, dict[str, float]]:
     """Difference b - a of every headline figure, with its paired bootstrap interval and p-value."""
-    names_a = [r["name"] for r in a.per_sample]
-    names_b = [r["name"] for r in b.per_sample]
+    names_a, names_b = a.names, b.names
     if names_a != names_b:
         raise ValueError(
             "paired comparison needs both results over the same clips in the same order; "

@@ -3,7 +3,7 @@
 Conventions:
 - **Hit rate** (AffectGPT ``calculate_openset_onehot_hitrate``): per wheel (level1), a clip hits when
   its mapped gold label is among its mapped predicted labels; clips whose gold is off the wheel (e.g.
-  ``neutral``) are skipped on that wheel; the figure is the mean over the 5 wheels.
+  ``neutral``) are skipped on that wheel; the figure is the mean over the wheels that scored a clip.
 - **Closed-set** accuracy (= WAR, weighted average recall), UAR (unweighted mean of per-class recall),
   weighted and macro F1. The gold class is the record's first label; an open-vocabulary prediction is
   projected onto the gold classes by ``project_to_classes`` (rule in its docstring).
@@ -32,26 +32,23 @@ POLARITY_WORDS = {"positive": 1, "negative": -1, "neutral": 0}
 
 def hit_rate(aligned: Aligned, wheel: EmotionWheel) -> MetricResult:
     """Share of clips whose basic gold emotion is among the predicted labels, after wheel mapping."""
-    hits = np.full((len(WHEELS), len(aligned.gold)), np.nan)
-    rows = []
-    for i, (gold, pred) in enumerate(zip(aligned.gold, aligned.pred, strict=True)):
-        row: dict = {"name": gold.name}
-        for w, name in enumerate(WHEELS):
-            g = wheel.map_set(gold.labels[:1], name, "level1")
-            if g:
-                hits[w, i] = float(bool(g & wheel.map_set(pred.labels, name, "level1")))
-                row[name] = hits[w, i]
-        rows.append(row)
-    keep = np.flatnonzero(~np.isnan(hits).all(axis=0))
-    hits = hits[:, keep]
-    rows = [rows[i] for i in keep]
+    gold = wheel.masks([r.labels[:1] for r in aligned.gold], "level1")
+    pred = wheel.masks([r.labels for r in aligned.pred], "level1")
+    keep = np.flatnonzero((gold != 0).any(axis=1))
+    gold, pred = gold[keep].T, pred[keep].T
+    hits = np.where(gold != 0, (gold & pred) != 0, np.nan)
+    names = [aligned.gold[i].name for i in keep]
 
     def statistic(indices: np.ndarray) -> dict[str, float]:
-        per = [np.nanmean(h) if np.any(~np.isnan(h)) else 0.0 for h in hits[:, indices]]
-        return {"hit_rate": float(np.mean(per))}
+        per_wheel = [h[~np.isnan(h)].mean() for h in hits[:, indices] if np.any(~np.isnan(h))]
+        return {"hit_rate": float(np.mean(per_wheel)) if per_wheel else 0.0}
 
-    info = {"skipped_off_wheel_gold": len(aligned.gold) - len(keep), **aligned.summary()}
-    return MetricResult("hit_rate", statistic(np.arange(len(rows))), rows, statistic, info)
+    def rows() -> list[dict]:
+        return [{"name": name, **{w: hits[k, i] for k, w in enumerate(WHEELS) if gold[k, i]}}
+                for i, name in enumerate(names)]
+
+    info = {"skipped_off_wheel_gold": len(aligned.gold) - len(names), **aligned.summary()}
+    return MetricResult("hit_rate", statistic(np.arange(len(names))), names, statistic, info, rows=rows)
 
 
 def project_to_classes(labels: Sequence[str], classes: Sequence[str], wheel: EmotionWheel | None) -> str:
@@ -124,7 +121,8 @@ def closed_set(aligned: Aligned, wheel: EmotionWheel | None = None,
 
     info = {"classes": classes, "unresolved_predictions": int((p_arr == len(classes)).sum()),
             "skipped_unlabelled_gold": len(aligned.gold) - len(rows), **aligned.summary()}
-    return MetricResult("closed_set", statistic(np.arange(len(rows))), rows, statistic, info)
+    return MetricResult("closed_set", statistic(np.arange(len(rows))), [r["name"] for r in rows], statistic, info,
+                        rows=lambda: rows)
 
 
 def label_polarity(label: str, wheel: EmotionWheel) -> int:
@@ -169,5 +167,6 @@ def sentiment(aligned: Aligned, wheel: EmotionWheel | None = None) -> MetricResu
         return {"accuracy": figures["accuracy"], "waf": figures["weighted_f1"]}
 
     info = {"skipped_no_gold_sentiment": skipped, **aligned.summary()}
-    return MetricResult("sentiment", statistic(np.arange(len(rows))), rows, statistic, info)
+    return MetricResult("sentiment", statistic(np.arange(len(rows))), [r["name"] for r in rows], statistic, info,
+                        rows=lambda: rows)
 

@@ -3,11 +3,13 @@
 Conventions (AffectGPT ``wheel_metric_calculation``), reproduced exactly:
 - labels are lower-cased and stripped, then mapped to a ring of each of the 5 wheels
   (see ``affectreason.eval.wheel``); labels that map to nothing are dropped;
-- a clip whose mapped gold set is empty is skipped (e.g. gold ``['neutral']``: neutral is on no wheel);
+- a clip whose mapped gold set is empty is skipped on that wheel (e.g. gold ``['neutral']``:
+  neutral is on no wheel);
 - per wheel: precision = mean |G ∩ P| / |P| (0 for an empty P), recall = mean |G ∩ P| / |G|,
   F = 2PR / (P + R) computed from the two means;
-- the headline figures are means over the 5 wheels; level1 (basic rings) is the primary figure.
-This module imports no model.
+- the headline figures are means over the wheels; level1 (basic rings) is the primary figure.
+Our addition, where the reference would return NaN: a wheel on which no clip could be scored is
+left out of the means over wheels (``per_wheel[w]["n"] == 0`` shows it). This module imports no model.
 """
 
 from __future__ import annotations
@@ -15,63 +17,72 @@ from __future__ import annotations
 import numpy as np
 
 from affectreason.eval.alignment import Aligned
-from affectreason.eval.ov import set_overlap
 from affectreason.eval.result import MetricResult, f_score
 from affectreason.eval.wheel import LEVELS, WHEELS, EmotionWheel
 
 
-def _derive_factory(wheels: tuple[str, ...]):
-    def derive_from(stats: dict[str, dict[str, float]]) -> dict[str, float]:
-        fs = [f_score(stats[w]["precision"], stats[w]["recall"]) for w in wheels]
-        return {
-            "fs": float(np.mean(fs)),
-            "precision": float(np.mean([stats[w]["precision"] for w in wheels])),
-            "recall": float(np.mean([stats[w]["recall"] for w in wheels])),
-        }
+def overlap_arrays(gold: np.ndarray, pred: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Per-clip (precision, recall) of ring bit sets; NaN where the gold set is empty.
 
-    return derive_from
+    >>> p, r = overlap_arrays(np.array([0b011, 0b1, 0], dtype=np.uint64), np.array([0b001, 0, 1], dtype=np.uint64))
+    >>> p.tolist(), r.tolist()
+    ([1.0, 0.0, nan], [0.5, 0.0, nan])
+    """
+    hit = np.bitwise_count(gold & pred).astype(float)
+    n_gold = np.bitwise_count(gold).astype(float)
+    n_pred = np.bitwise_count(pred).astype(float)
+    precision = np.divide(hit, n_pred, out=np.zeros_like(hit), where=n_pred > 0)
+    recall = np.divide(hit, n_gold, out=np.zeros_like(hit), where=n_gold > 0)
+    precision[n_gold == 0] = np.nan
+    recall[n_gold == 0] = np.nan
+    return precision, recall
+
+
+def wheel_means(precision: np.ndarray, recall: np.ndarray) -> dict[str, dict[str, float]]:
+    """Per-wheel means of (n_wheels, n) precision/recall arrays that hold NaN for skipped clips."""
+    out = {}
+    for w, name in enumerate(WHEELS):
+        valid = ~np.isnan(precision[w])
+        count = int(valid.sum())
+        pm = float(precision[w][valid].mean()) if count else 0.0
+        rm = float(recall[w][valid].mean()) if count else 0.0
+        out[name] = {"precision": pm, "recall": rm, "fs": f_score(pm, rm), "n": count}
+    return out
+
+
+def over_wheels(per_wheel: dict[str, dict[str, float]], keys: tuple[str, ...]) -> dict[str, float]:
+    """Means of per-wheel figures over the wheels that scored at least one clip."""
+    scored = [figures for figures in per_wheel.values() if figures["n"]]
+    return {k: float(np.mean([f[k] for f in scored])) if scored else 0.0 for k in keys}
 
 
 def score_ew(aligned: Aligned, wheel: EmotionWheel, level: str = "level1") -> MetricResult:
     """EW precision / recall / F-score per wheel and their means over the 5 wheels."""
     if level not in LEVELS:
         raise ValueError(f"level must be one of {LEVELS}, not {level!r}")
-    # One column pair per wheel; a clip skipped on one wheel is NaN there and ignored by that wheel's means.
-    n = len(aligned.gold)
-    precision = np.full((len(WHEELS), n), np.nan)
-    recall = np.full((len(WHEELS), n), np.nan)
-    rows: list[dict] = []
-    for i, (gold, pred) in enumerate(zip(aligned.gold, aligned.pred, strict=True)):
-        row: dict = {"name": gold.name}
-        for w, name in enumerate(WHEELS):
-            g = wheel.map_set(gold.labels, name, level)
-            if not g:
-                continue
-            p = wheel.map_set(pred.labels, name, level)
-            precision[w, i], recall[w, i] = set_overlap(g, p)
-            row[name] = {"precision": precision[w, i], "recall": recall[w, i], "gold": sorted(g), "pred": sorted(p)}
-        rows.append(row)
-    scored = ~np.isnan(precision).all(axis=0)
-    keep = np.flatnonzero(scored)
-    precision, recall = precision[:, keep], recall[:, keep]
-    rows = [rows[i] for i in keep]
-    derive = _derive_factory(WHEELS)
-
-    def per_wheel(indices: np.ndarray) -> dict[str, dict[str, float]]:
-        out = {}
-        for w, name in enumerate(WHEELS):
-            p, r = precision[w, indices], recall[w, indices]
-            valid = ~np.isnan(p)
-            pm = float(p[valid].mean()) if valid.any() else 0.0
-            rm = float(r[valid].mean()) if valid.any() else 0.0
-            out[name] = {"precision": pm, "recall": rm, "fs": f_score(pm, rm), "n": int(valid.sum())}
-        return out
+    gold = wheel.masks([r.labels for r in aligned.gold], level)
+    pred = wheel.masks([r.labels for r in aligned.pred], level)
+    keep = np.flatnonzero((gold != 0).any(axis=1))
+    gold, pred = gold[keep], pred[keep]
+    precision, recall = overlap_arrays(gold.T, pred.T)
+    names = [aligned.gold[i].name for i in keep]
 
     def statistic(indices: np.ndarray) -> dict[str, float]:
-        return derive(per_wheel(indices))
+        return over_wheels(wheel_means(precision[:, indices], recall[:, indices]), ("fs", "precision", "recall"))
 
-    everything = np.arange(len(rows))
-    summary = statistic(everything)
-    info = {"level": level, "per_wheel": per_wheel(everything), "skipped_empty_gold": int(n - len(rows)),
-            **aligned.summary()}
-    return MetricResult(f"ew_{level}", summary, rows, statistic, info)
+    def rows() -> list[dict]:
+        out = []
+        for i, name in enumerate(names):
+            row: dict = {"name": name}
+            for w, wname in enumerate(WHEELS):
+                if gold[i, w]:
+                    row[wname] = {"precision": precision[w, i], "recall": recall[w, i],
+                                  "gold": wheel.decode(gold[i, w], wname, level),
+                                  "pred": wheel.decode(pred[i, w], wname, level)}
+            out.append(row)
+        return out
+
+    everything = np.arange(len(names))
+    info = {"level": level, "per_wheel": wheel_means(precision, recall),
+            "skipped_empty_gold": len(aligned.gold) - len(names), **aligned.summary()}
+    return MetricResult(f"ew_{level}", statistic(everything), names, statistic, info, rows=rows)

@@ -194,7 +194,7 @@ class EmbeddingGrouping(_SameTokens):
 
 
 QUOTES = re.compile("['\"]")
-GROUPS_IN_TEXT = re.compile(r"\[\s*\[.*\]\s*\]", re.DOTALL)
+GROUPS_IN_TEXT = re.compile(r"\[\s*\[.*?\]\s*\]", re.DOTALL)
 
 
 class LLMGrouping(_SameTokens):
@@ -229,21 +229,23 @@ class LLMGrouping(_SameTokens):
 
 
 def parse_llm_groups(text: str, labels: Sequence[str]) -> list[list[str]] | None:
-    """Groups from a model answer, keeping only the asked labels; None when no list of lists is found.
+    """Groups from a model answer (its last list of lists), keeping only the asked labels; None if there is none.
 
     >>> parse_llm_groups('Groups: [["happy", "glad"], ["sad"]]', ["glad", "happy", "sad"])
     [['happy', 'glad'], ['sad']]
     """
-    match = GROUPS_IN_TEXT.search(text)
-    if match is None:
-        return None
-    try:
-        groups = parse_groups(match.group(0))
-    except (ValueError, SyntaxError):
+    groups = None
+    for match in reversed(GROUPS_IN_TEXT.findall(text)):  # the model's final answer comes last
         try:
-            groups = parse_groups(json.loads(match.group(0)))
-        except (ValueError, TypeError):
-            return None
+            groups = parse_groups(match)
+        except (ValueError, SyntaxError):
+            try:
+                groups = parse_groups(json.loads(match))
+            except (ValueError, TypeError):
+                continue
+        break
+    if groups is None:
+        return None
     asked = set(labels)
     cleaned = [[m.lower().strip() for m in g if m.lower().strip() in asked] for g in groups]
     return [g for g in cleaned if g]

@@ -57,4 +57,4 @@ def score_ov(aligned: Aligned, grouping: SynonymGrouping) -> MetricResult:
     statistic = mean_statistic(columns, _derive)
     summary = statistic(np.arange(len(rows)))
     info = {"grouping": grouping.describe(), "skipped_empty_gold": len(skipped), **aligned.summary()}
-    return MetricResult("ov", summary, rows, statistic, info)
+    return MetricResult("ov", summary, [r["name"] for r in rows], statistic, info, rows=lambda: rows)

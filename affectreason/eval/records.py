@@ -15,6 +15,7 @@ traceback for bad user input.
 from __future__ import annotations
 
 import ast
+import codecs
 import csv
 import io
 import json
@@ -57,19 +58,21 @@ def parse_label_list(text: str) -> list[str]:
         if not isinstance(value, list | tuple) or not all(isinstance(v, str) for v in value):
             raise ValueError(f"label list {text[:60]!r} must contain only strings")
         return [v for v in value]
-    return [part for part in text.replace(";", ",").split(",") if part.strip()]
+    return [part.strip() for part in text.replace(";", ",").split(",") if part.strip()]
 
 
 def _decode(path: Path) -> str:
     data = path.read_bytes()
     if not data.strip():
         raise RecordError(f"{path}: the file is empty; expected a header row (CSV) or JSON lines")
+    bom = len(codecs.BOM_UTF8) if data.startswith(codecs.BOM_UTF8) else 0
     try:
-        return data.decode("utf-8-sig")
+        return data[bom:].decode("utf-8")
     except UnicodeDecodeError as exc:
-        line = data[: exc.start].count(b"\n") + 1
+        offset = bom + exc.start
+        line = data[:offset].count(b"\n") + 1
         raise RecordError(
-            f"{path}:{line}: not valid UTF-8 (byte 0x{data[exc.start]:02x} at offset {exc.start}); "
+            f"{path}:{line}: not valid UTF-8 (byte 0x{data[offset]:02x} at offset {offset}); "
             "re-save the file as UTF-8"
         ) from None
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from functools import cached_property
 
 import numpy as np
 
@@ -15,19 +16,26 @@ class MetricResult:
     """Headline figures of one metric over aligned records.
 
     ``statistic(indices)`` recomputes the headline figures on a subset (with repeats) of the scored
-    samples; bootstrap confidence intervals and paired comparisons are built on it.
+    samples; bootstrap confidence intervals and paired comparisons are built on it. Per-sample rows
+    are built on demand by ``rows`` because on 100k records they cost more than the metric itself.
     """
 
     metric: str
     summary: dict[str, float]
-    per_sample: list[dict]
+    names: list[str]
     statistic: Statistic
     info: dict = field(default_factory=dict)
+    rows: Callable[[], list[dict]] | None = field(default=None, repr=False)
 
     @property
     def n(self) -> int:
         """Number of scored samples."""
-        return len(self.per_sample)
+        return len(self.names)
+
+    @cached_property
+    def per_sample(self) -> list[dict]:
+        """One dict per scored sample, in ``names`` order."""
+        return self.rows() if self.rows else [{"name": name} for name in self.names]
 
 
 def mean_statistic(columns: dict[str, np.ndarray], derive: Callable[[dict[str, float]], dict[str, float]]) -> Statistic:

@@ -14,8 +14,11 @@ from __future__ import annotations
 
 import json
 import os
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+
+import numpy as np
 
 WHEEL_DIR_ENV = "AFFECTREASON_WHEEL_DIR"
 WHEEL_FILES = {
@@ -61,6 +64,8 @@ class EmotionWheel:
     raw_mapping: dict[str, list[str]]
     wheel_maps: dict[str, dict[str, dict[str, str]]]
     _memo: dict[tuple[str, str], dict[str, str | None]] = field(default_factory=dict, repr=False)
+    _bits: dict[str, dict[str, np.ndarray]] = field(default_factory=dict, repr=False)
+    _rings: dict[tuple[str, str], list[str]] = field(default_factory=dict, repr=False)
 
     @classmethod
     def load(cls, wheel_dir: str | Path | None = None) -> EmotionWheel:
@@ -107,3 +112,45 @@ class EmotionWheel:
         base = sorted(bases)[0]
         synonyms = self.raw_mapping.get(base)
         return sorted(synonyms)[0] if synonyms else base
+
+    def rings(self, wheel: str, level: str = "level1") -> list[str]:
+        """The ring labels of one wheel and level, sorted; a ring's position is its bit in ``masks``."""
+        key = (wheel, level)
+        if key not in self._rings:
+            self._rings[key] = sorted(set(self.wheel_maps[wheel][level].values()))
+        return self._rings[key]
+
+    def _label_bits(self, label: str, level: str) -> np.ndarray:
+        per_level = self._bits.setdefault(level, {})
+        bits = per_level.get(label)
+        if bits is None:
+            bits = np.zeros(len(WHEELS), dtype=np.uint64)
+            for w, wheel in enumerate(WHEELS):
+                ring = self.ring(label, wheel, level)
+                if ring is not None:
+                    bits[w] = np.uint64(1) << np.uint64(self.rings(wheel, level).index(ring))
+            per_level[label] = bits
+        return bits
+
+    def masks(self, label_lists: Sequence[Sequence[str]], level: str = "level1") -> np.ndarray:
+        """(n, 5) uint64 bit sets of ring labels per record and wheel; 0 means nothing on that wheel.
+
+        Sets as bits let the EW metrics run as array operations: |A ∩ B| = popcount(a & b).
+        """
+        for wheel in WHEELS:
+            if len(self.rings(wheel, level)) > 64:
+                raise ValueError(f"{wheel}/{level} has more than 64 rings; bit sets cannot hold it")
+        owners: list[int] = []
+        table: list[np.ndarray] = []
+        for i, labels in enumerate(label_lists):
+            for label in labels:
+                owners.append(i)
+                table.append(self._label_bits(label, level))
+        out = np.zeros((len(label_lists), len(WHEELS)), dtype=np.uint64)
+        if owners:
+            np.bitwise_or.at(out, np.array(owners), np.stack(table))
+        return out
+
+    def decode(self, mask: int, wheel: str, level: str = "level1") -> list[str]:
+        """The ring labels of one bit set."""
+        return [ring for bit, ring in enumerate(self.rings(wheel, level)) if int(mask) >> bit & 1]

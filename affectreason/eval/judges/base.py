@@ -93,4 +93,5 @@ def score_emer(aligned: Aligned, judge: Judge) -> MetricResult:
         "failed_examples": [r["name"] for r in rows if "errors" in r][:5],
         **aligned.summary(),
     }
-    return MetricResult("emer", statistic(np.arange(len(rows))), rows, statistic, info)
+    return MetricResult("emer", statistic(np.arange(len(rows))), [r["name"] for r in rows], statistic, info,
+                        rows=lambda: rows)
