@@ -10,6 +10,7 @@ import pytest
 
 from affectreason.eval.wheel import EmotionWheel
 
+os.environ.setdefault("HF_HUB_OFFLINE", "1")  # tests never reach a model hub
 ANCHORS = Path(os.environ.get("AFFECTREASON_ANCHORS", Path(__file__).resolve().parents[2] / "shared" / "anchors"))
 
 

@@ -18,3 +18,11 @@ def test_console_script_points_at_the_cli():
     project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
     assert project["scripts"]["affectreason"] == "affectreason.cli:app"
     assert set(project["optional-dependencies"]) >= {"cues", "train", "serve", "dev"}
+
+
+def test_ci_runs_the_readme_test_command():
+    readme = (ROOT / "README.md").read_text()
+    blocks = [b.split("```", 1)[0].strip() for b in readme.split("```bash\n")[1:]]
+    install, test = blocks[0], blocks[1]
+    assert "pip install -e '.[dev]'" in install and "affectreason score ov" in install
+    assert test in (ROOT / ".ci" / "run").read_text().splitlines()
