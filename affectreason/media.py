@@ -1,0 +1,180 @@
+"""Probe and decode clips with PyAV: sampled RGB frames and a 16 kHz mono audio track.
+
+A clip is a video file, an image (``.jpg``/``.png``/...: one frame, no audio) or an audio file
+(``.wav``/``.mp3``/``.flac``/...: no frames). Anything that cannot be read raises ``MediaError``
+with the path and the reason; a clip that is merely incomplete (no audio track, nothing decodable in
+a stream) is read as far as it goes and the caller records a warning.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+IMAGE_SUFFIXES = frozenset({".jpg", ".jpeg", ".png", ".bmp", ".webp"})
+AUDIO_SUFFIXES = frozenset({".wav", ".mp3", ".flac", ".ogg", ".m4a", ".opus"})
+AUDIO_RATE = 16_000
+DEFAULT_MAX_DURATION_S = 600.0  # longer clips are cut (with a warning): cues are per-utterance
+
+
+class MediaError(ValueError):
+    """A clip cannot be read at all."""
+
+
+@dataclass
+class MediaInfo:
+    """What a clip holds, from its container header."""
+
+    path: str
+    kind: str  # "video", "image" or "audio"
+    duration_s: float | None
+    has_video: bool
+    has_audio: bool
+    width: int | None = None
+    height: int | None = None
+    native_fps: float | None = None
+
+
+@dataclass
+class Frames:
+    """RGB frames (uint8, H x W x 3) sampled at ``fps``, with their times in seconds."""
+
+    times: list[float]
+    images: list[np.ndarray]
+    fps: float
+    warnings: list[str] = field(default_factory=list)
+
+
+@dataclass
+class Audio:
+    """A mono float32 waveform in [-1, 1] at ``rate`` Hz."""
+
+    samples: np.ndarray
+    rate: int = AUDIO_RATE
+
+    @property
+    def duration_s(self) -> float:
+        """Length in seconds."""
+        return len(self.samples) / self.rate
+
+
+def _check_file(path: Path) -> None:
+    if not path.exists():
+        raise MediaError(f"{path}: no such file")
+    if not path.is_file():
+        raise MediaError(f"{path}: not a file")
+    if path.stat().st_size == 0:
+        raise MediaError(f"{path}: the file is empty (0 bytes)")
+
+
+def _open(path: Path):
+    import av
+
+    try:
+        return av.open(str(path))
+    except (av.error.FFmpegError, UnicodeDecodeError, OSError) as exc:
+        raise MediaError(f"{path}: cannot be decoded ({exc}); is it a complete video, image or audio file?") from None
+
+
+def probe(path: str | Path) -> MediaInfo:
+    """Read the container header: kind, duration, streams."""
+    path = Path(path)
+    _check_file(path)
+    if path.suffix.lower() in IMAGE_SUFFIXES:
+        image = _read_image(path)
+        return MediaInfo(str(path), "image", None, True, False, image.shape[1], image.shape[0])
+    with _open(path) as container:
+        video = container.streams.video[0] if container.streams.video else None
+        has_audio = bool(container.streams.audio)
+        duration = container.duration / 1_000_000 if container.duration else None
+        if video is None and not has_audio:
+            raise MediaError(f"{path}: no video or audio stream")
+        kind = "video" if video is not None and path.suffix.lower() not in AUDIO_SUFFIXES else "audio"
+        return MediaInfo(
+            str(path), kind, duration, video is not None and kind == "video", has_audio,
+            video.codec_context.width if video is not None else None,
+            video.codec_context.height if video is not None else None,
+            float(video.average_rate) if video is not None and video.average_rate else None,
+        )
+
+
+def _read_image(path: Path) -> np.ndarray:
+    from PIL import Image, UnidentifiedImageError
+
+    try:
+        with Image.open(path) as image:
+            return np.asarray(image.convert("RGB"))
+    except (UnidentifiedImageError, OSError) as exc:
+        raise MediaError(f"{path}: not a readable image ({exc})") from None
+
+
+def read_frames(path: str | Path, fps: float = 5.0, max_duration_s: float = DEFAULT_MAX_DURATION_S) -> Frames:
+    """Frames sampled at ``fps`` (the first frame at or after each 1/fps tick); an image is one frame at t=0."""
+    import av
+
+    path = Path(path)
+    _check_file(path)
+    if fps <= 0:
+        raise ValueError(f"fps must be positive, got {fps}")
+    if path.suffix.lower() in IMAGE_SUFFIXES:
+        return Frames([0.0], [_read_image(path)], fps)
+    frames = Frames([], [], fps)
+    with _open(path) as container:
+        if not container.streams.video:
+            return frames
+        stream = container.streams.video[0]
+        stream.thread_type = "AUTO"
+        next_t = 0.0
+        try:
+            for frame in container.decode(stream):
+                t = float(frame.time) if frame.time is not None else len(frames.times) / fps
+                if t > max_duration_s:
+                    frames.warnings.append(f"video longer than {max_duration_s:.0f} s: only the start was read")
+                    break
+                if t + 1e-6 >= next_t:
+                    frames.times.append(round(t, 4))
+                    frames.images.append(frame.to_ndarray(format="rgb24"))
+                    next_t += 1.0 / fps
+                    while next_t <= t:
+                        next_t += 1.0 / fps
+        except av.error.FFmpegError as exc:
+            frames.warnings.append(f"video stream damaged after {len(frames.times)} sampled frames ({exc})")
+    return frames
+
+
+def read_audio(path: str | Path, rate: int = AUDIO_RATE, max_duration_s: float = DEFAULT_MAX_DURATION_S
+               ) -> tuple[Audio | None, list[str]]:
+    """The audio track as 16 kHz mono float32, or None (with a warning) when the clip has none."""
+    import av
+
+    path = Path(path)
+    _check_file(path)
+    if path.suffix.lower() in IMAGE_SUFFIXES:
+        return None, []
+    warnings: list[str] = []
+    with _open(path) as container:
+        if not container.streams.audio:
+            return None, ["no audio track"]
+        resampler = av.audio.resampler.AudioResampler(format="flt", layout="mono", rate=rate)
+        chunks: list[np.ndarray] = []
+        total = 0
+        limit = int(max_duration_s * rate)
+        try:
+            for frame in container.decode(container.streams.audio[0]):
+                for out in resampler.resample(frame):
+                    chunk = out.to_ndarray().reshape(-1)
+                    chunks.append(chunk)
+                    total += len(chunk)
+                if total >= limit:
+                    warnings.append(f"audio longer than {max_duration_s:.0f} s: only the start was read")
+                    break
+            for out in resampler.resample(None):
+                chunks.append(out.to_ndarray().reshape(-1))
+        except av.error.FFmpegError as exc:
+            warnings.append(f"audio stream damaged after {total / rate:.1f} s ({exc})")
+    if not chunks:
+        return None, warnings + ["the audio track holds no decodable samples"]
+    samples = np.concatenate(chunks)[:limit].astype(np.float32)
+    return Audio(samples, rate), warnings
