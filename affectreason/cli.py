@@ -267,6 +267,72 @@ def score_compare_cmd(
         render_comparison(metric.value, comparison)
 
 
+@app.command("cues")
+def cues_cmd(
+    path: Annotated[Path, typer.Argument(help="a clip (video, image or audio file) or a folder of clips")],
+    out: Annotated[Path | None, typer.Option("--out", help="JSONL output for a batch (resumable)")] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="print the Cues JSON of one clip")] = False,
+    plot: Annotated[Path | None, typer.Option("--plot", help="write a PNG of the cues of one clip")] = None,
+    fps: Annotated[float, typer.Option("--fps", help="frames per second sampled for faces")] = 5.0,
+    workers: Annotated[int, typer.Option("--workers", help="worker processes for a folder")] = 2,
+    face_model: Annotated[str | None, typer.Option("--face-model", help="face_landmarker.task path")] = None,
+    asr_model: Annotated[str | None, typer.Option("--asr-model", help="faster-whisper model folder")] = None,
+    no_asr: Annotated[bool, typer.Option("--no-asr", help="skip speech recognition")] = False,
+    transcript: Annotated[str | None, typer.Option("--transcript", help="what is said (skips ASR)")] = None,
+    subtitles: Annotated[Path | None, typer.Option("--subtitles", help=".srt/.vtt/.txt (skips ASR)")] = None,
+) -> None:
+    """Extract facial AUs, prosody and a transcript from a clip (or every clip of a folder).
+
+    One clip prints the textualized cue block (or --json); a folder writes one JSONL line per clip.
+    """
+    from affectreason.cues.pipeline import CueConfig, CueExtractor, clips_in
+    from affectreason.media import MediaError
+
+    config = CueConfig(fps=fps, face_model=face_model, asr_model=asr_model, asr=not no_asr)
+    try:
+        clips = clips_in(path)
+    except MediaError as exc:
+        _fail(str(exc))
+    if path.is_dir() or out is not None:
+        if out is None:
+            _fail("a folder needs --out FILE.jsonl for its results")
+        _batch(clips, out, config, workers)
+        return
+    clip = clips[0].model_copy(update={"transcript": transcript,
+                                       "subtitles": str(subtitles) if subtitles else clips[0].subtitles})
+    try:
+        cues = CueExtractor(config).extract(clip)
+    except (MediaError, FileNotFoundError, ValueError) as exc:
+        _fail(str(exc))
+    if plot:
+        from affectreason.cues.plot import plot_cues
+
+        plot_cues(clip, cues, plot)
+    if as_json:
+        sys.stdout.write(cues.model_dump_json() + "\n")
+    else:
+        from affectreason.cues.textualize import textualize
+
+        Console().print(textualize(cues), highlight=False)
+        if plot:
+            err.print(f"plot written to {plot}")
+
+
+def _batch(clips, out: Path, config, workers: int) -> None:
+    from rich.progress import Progress
+
+    from affectreason.cues.pipeline import extract_batch
+
+    with Progress(console=err) as progress:
+        task = progress.add_task(f"cues -> {out}", total=len(clips))
+        counts = extract_batch(clips, out, config, workers, on_done=lambda r: progress.advance(task))
+        progress.update(task, completed=len(clips))
+    err.print(f"{counts['ok']} clips done, {counts['failed']} failed (error records in {out}), "
+              f"{counts['skipped']} already done before")
+    if counts["failed"]:
+        raise typer.Exit(1)
+
+
 def _version(value: bool) -> None:
     if value:
         typer.echo(f"affectreason {affectreason.__version__}")

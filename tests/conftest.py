@@ -42,3 +42,11 @@ def tmp_file(tmp_path: Path) -> Callable[[str, str | bytes], Path]:
         return path
 
     return write
+
+
+@pytest.fixture(scope="session")
+def media(tmp_path_factory) -> dict[str, Path]:
+    """Real clips (package images + espeak-ng speech, assembled with ffmpeg), built once per session."""
+    from tests.media_factory import build_media
+
+    return build_media(tmp_path_factory.mktemp("media"))

@@ -37,7 +37,8 @@ def _voice(cues: Cues) -> str | None:
         return None
     bits = []
     if p.f0_mean_hz is not None:
-        bits.append(f"pitch mean {p.f0_mean_hz:.0f} Hz, range {p.f0_range_st:.1f} st, slope {p.f0_slope_st_per_s:+.1f} st/s")
+        bits.append(f"pitch mean {p.f0_mean_hz:.0f} Hz, range {p.f0_range_st or 0:.1f} st, "
+                    f"slope {p.f0_slope_st_per_s or 0:+.1f} st/s")
     if p.intensity_mean_db is not None:
         bits.append(f"loudness {p.intensity_mean_db:.0f} dB")
     if p.speech_rate_syl_per_s is not None:

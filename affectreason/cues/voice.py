@@ -2,9 +2,10 @@
 
 Conventions: F0 by Praat's autocorrelation pitch (10 ms steps, 60-600 Hz: with Praat's usual 75 Hz
 floor a low voice, espeak-ng -p 20, measured 136 Hz instead of 85 Hz); semitones are relative to
-100 Hz; intensity in dB as Praat reports it for a waveform in [-1, 1] (so it depends on recording level); speech rate counts syllable nuclei (intensity peaks that stand >= 2 dB above the preceding
-dip, are within 25 dB of the loudest frame and are voiced — the de Jong & Wempe 2009 method)
-per second of speech between the first and last sound; pauses are silent stretches >= 0.25 s.
+100 Hz; intensity in dB as Praat reports it for a waveform in [-1, 1] (so it depends on recording
+level); speech rate counts syllable nuclei (intensity peaks that stand >= 2 dB above the preceding
+dip, are within 25 dB of the loudest frame and are voiced — the de Jong & Wempe 2009 method) per
+second of speech between the first and last sound; pauses are silent stretches >= 0.25 s.
 Descriptors compare each figure with speaker-independent reference ranges (``REFERENCE``).
 """
 

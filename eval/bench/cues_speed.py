@@ -1,0 +1,95 @@
+"""Cue extraction speed: a 20 s clip (face + speech) end to end, real-time factor per stage.
+
+    python eval/bench/cues_speed.py [--seconds 20] [--fps 5]
+
+Builds the clip with ffmpeg + espeak-ng (apt) from skimage's astronaut photo, slowly zoomed so every
+frame differs, with a spoken paragraph. Prints seconds and real-time factor (seconds of work per second
+of clip) of each stage and of the whole pipeline as the user runs it (model loading included), and the
+peak RSS. Targets: whole pipeline <= 0.35x real time at 5 fps on 2 cores; peak RSS < 2 GiB.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import resource
+import subprocess
+import tempfile
+import time
+from pathlib import Path
+
+TEXT = ("Honestly, I did not expect the results to be this good. We worked on it for months, and today "
+        "everything finally came together. I am so happy and proud of the whole team. Thank you all for "
+        "your patience and your hard work. Let us celebrate tonight, and tomorrow we start again.")
+
+
+def build_clip(folder: Path, seconds: float) -> Path:
+    """A clip of ``seconds`` with a slowly zooming face and a spoken paragraph (padded with silence)."""
+    from PIL import Image
+    from skimage import data
+
+    image, wav, clip = folder / "face.png", folder / "speech.wav", folder / "clip.mp4"
+    Image.fromarray(data.astronaut()).save(image)
+    subprocess.run(["espeak-ng", "-s", "140", "-w", str(wav), TEXT], check=True)
+    frames = int(seconds * 25)
+    subprocess.run(["ffmpeg", "-loglevel", "error", "-y", "-loop", "1", "-i", str(image), "-i", str(wav),
+                    "-filter_complex",
+                    f"[0:v]zoompan=z='1+0.0006*on':d={frames}:s=640x640:fps=25,format=yuv420p[v];"
+                    f"[1:a]apad[a]", "-map", "[v]", "-map", "[a]", "-t", str(seconds), "-c:v", "libx264",
+                    "-preset", "veryfast", "-c:a", "aac", str(clip)], check=True)
+    return clip
+
+
+def timed(fn):
+    start = time.perf_counter()
+    value = fn()
+    return value, time.perf_counter() - start
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--seconds", type=float, default=20.0)
+    parser.add_argument("--fps", type=float, default=5.0)
+    args = parser.parse_args()
+
+    from affectreason.cues.face import FaceExtractor
+    from affectreason.cues.pipeline import CueConfig, CueExtractor
+    from affectreason.cues.speech import SpeechRecognizer
+    from affectreason.cues.voice import prosody
+    from affectreason.media import read_audio, read_frames
+    from affectreason.schema import Clip
+
+    with tempfile.TemporaryDirectory() as tmp:
+        clip_path = build_clip(Path(tmp), args.seconds)
+        duration = args.seconds
+        clip = Clip(path=str(clip_path), id="bench")
+        stages: dict[str, float] = {}
+        # The whole pipeline first, cold, as a user runs it: models load inside.
+        cues, stages["whole pipeline (cold)"] = timed(lambda: CueExtractor(CueConfig(fps=args.fps)).extract(clip))
+        frames, stages["decode frames"] = timed(lambda: read_frames(clip_path, args.fps))
+
+        def faces():
+            with FaceExtractor() as extractor:
+                return extractor.run(frames)
+
+        _, stages["face landmarks + AUs"] = timed(faces)
+        (audio, _), stages["decode audio"] = timed(lambda: read_audio(clip_path))
+        _, stages["prosody (praat)"] = timed(lambda: prosody(audio))
+        recognizer, stages["load ASR model"] = timed(SpeechRecognizer)
+        transcript, stages["ASR (faster-whisper)"] = timed(lambda: recognizer.transcribe(audio))
+        peak_gib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20
+
+    au12 = max((e.peak for e in cues.au_events if e.au == "AU12"), default=0)
+    print(f"{duration:.0f} s clip at {args.fps:g} fps: {len(cues.frames)} frames, "
+          f"{len(transcript.words)} words, AU12 peak {au12}")
+    for stage, seconds in stages.items():
+        print(f"  {stage:<24} {seconds:6.2f} s   RTF {seconds / duration:.3f}")
+    rtf = stages["whole pipeline (cold)"] / duration
+    print(f"whole pipeline: {rtf:.3f}x real time (target <= 0.35: {'met' if rtf <= 0.35 else 'NOT met'}); "
+          f"peak RSS {peak_gib:.2f} GiB (target < 2: {'met' if peak_gib < 2 else 'NOT met'})")
+    print(json.dumps({"clip_s": duration, "fps": args.fps, "rtf_whole": round(rtf, 4),
+                      "peak_rss_gib": round(peak_gib, 3), **{k: round(v, 3) for k, v in stages.items()}}))
+
+
+if __name__ == "__main__":
+    main()
