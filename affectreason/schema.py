@@ -151,6 +151,22 @@ class Clue(Contract):
     cue_ref: str | None = Field(default=None, description='the cue it cites, e.g. "AU12", "f0_mean_hz", "word:3"')
 
 
+class GroundingCheck(Contract):
+    """One cue a clue names, checked against the extracted cues."""
+
+    clue: int = Field(ge=0, description="index into Explanation.observations")
+    cue: str = Field(description='what was checked, e.g. "AU12", "pitch", "word:happy"')
+    status: Literal["supported", "contradicted", "unverifiable"]
+    detail: str = ""
+
+
+class Grounding(Contract):
+    """How many of the cues an explanation names are borne out by the measurements."""
+
+    score: float | None = Field(default=None, description="supported / (supported + contradicted); None if none")
+    checks: list[GroundingCheck] = Field(default_factory=list)
+
+
 class Explanation(Contract):
     """A model's explained answer: observations -> interpretation -> conclusion, plus labels."""
 
@@ -166,6 +182,7 @@ class Explanation(Contract):
     model: str | None = None
     parse_status: ParseStatus = "ok"
     parse_errors: list[str] = Field(default_factory=list)
+    grounding: Grounding | None = None
 
     _labels = field_validator("labels")(classmethod(lambda cls, v: normalize_labels(v)))
 

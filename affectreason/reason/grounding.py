@@ -1,0 +1,119 @@
+"""Grounding check: is each cue an explanation names borne out by the extracted cues?
+
+What a clue can name, and the rule that checks it:
+- an Action Unit (``AU12``), with a stated intensity (``at 3.1/5``: within 1.0 of the AU's peak), a
+  qualifier (``strong``/``intense``: peak >= 2.5; ``slight``/``subtle``: 0.5 <= peak < 2.5;
+  ``no``/``absent``: peak < 1) or neither (the AU is claimed active: peak >= 1);
+- a voice descriptor (``high pitch``, ``loud``, ``fast``, ``rising pitch`` ...): it must be the one the
+  prosody measurement gives on that scale; ``N Hz`` within 15% of the mean F0; ``N dB`` within 3 dB of
+  the mean intensity (or HNR); ``N syllables/s`` within 1.0 of the speech rate;
+- a quoted word or phrase: it must occur in the transcript.
+A named cue the clip does not have (an AU without a face, a quote without speech) is contradicted.
+Score = supported / (supported + contradicted); clues that name no cue are not counted.
+"""
+
+from __future__ import annotations
+
+import re
+
+from affectreason.schema import Clue, Cues, Grounding, GroundingCheck
+
+AU_MENTION = re.compile(r"\b(?:(no|absent|without|strong|intense|pronounced|marked|slight|subtle|weak|faint)\s+)?"
+                        r"AU\s?(\d{1,2})\b(?:\s*\([^)]*\))?(?:\s+(?:at|peaks at|of|=|:|reaching)\s*"
+                        r"(\d+(?:\.\d+)?)\s*(?:/\s*5)?)?", re.IGNORECASE)
+SCALES = {
+    "pitch level": ("low pitch", "mid pitch", "high pitch"),
+    "loudness": ("quiet", "moderately loud", "loud"),
+    "rate": ("slow", "moderate pace", "fast"),
+    "pitch slope": ("falling pitch", "rising pitch"),
+    "pitch range": ("monotone", "varied pitch"),
+}
+HZ = re.compile(r"(\d+(?:\.\d+)?)\s*Hz\b")
+DB = re.compile(r"(-?\d+(?:\.\d+)?)\s*dB\b")
+RATE = re.compile(r"(\d+(?:\.\d+)?)\s*(?:syllables|syl)\s*/\s*s")
+QUOTE = re.compile(r"[\"“]([^\"”]{1,200})[\"”]")
+
+
+def _au_peak(cues: Cues, au: str) -> float | None:
+    values = [f.aus[au] for f in cues.frames if au in f.aus]
+    return max(values) if values else None
+
+
+def _check_au(cues: Cues, index: int, match: re.Match) -> GroundingCheck:
+    qualifier, number, stated = (match.group(1) or "").lower(), int(match.group(2)), match.group(3)
+    au = f"AU{number:02d}"
+    peak = _au_peak(cues, au)
+    if peak is None:
+        return GroundingCheck(clue=index, cue=au, status="contradicted", detail=f"{au} was not measured (no face)")
+    if stated is not None:
+        ok = abs(float(stated) - peak) <= 1.0
+        claim = f"stated {float(stated):.1f}"
+    elif qualifier in ("strong", "intense", "pronounced", "marked"):
+        ok, claim = peak >= 2.5, f"'{qualifier}' needs >= 2.5"
+    elif qualifier in ("slight", "subtle", "weak", "faint"):
+        ok, claim = 0.5 <= peak < 2.5, f"'{qualifier}' needs 0.5-2.5"
+    elif qualifier in ("no", "absent", "without"):
+        ok, claim = peak < 1.0, "claimed absent"
+    else:
+        ok, claim = peak >= 1.0, "claimed active (>= 1)"
+    return GroundingCheck(clue=index, cue=au, status="supported" if ok else "contradicted",
+                          detail=f"{claim}; measured peak {peak:.1f}")
+
+
+def _check_voice(cues: Cues, index: int, text: str) -> list[GroundingCheck]:
+    checks = []
+    p = cues.prosody
+    lowered = text.lower()
+    for scale, words in SCALES.items():
+        for word in sorted(words, key=len, reverse=True):
+            pattern = re.compile(r"(?<![a-z-])" + re.escape(word) + r"(?![a-z])")
+            if not pattern.search(lowered):
+                continue
+            lowered = pattern.sub(" ", lowered)  # "moderately loud" must not also count as "loud"
+            if p is None:
+                checks.append(GroundingCheck(clue=index, cue=scale, status="contradicted", detail="no usable audio"))
+                continue
+            measured = next((d for d in p.descriptors if d in words), None)
+            ok = measured == word
+            checks.append(GroundingCheck(clue=index, cue=scale, status="supported" if ok else "contradicted",
+                                         detail=f"claimed {word!r}; measured {measured or 'unremarkable'}"))
+    figures = [(HZ, "pitch (Hz)", lambda v: p.f0_mean_hz is not None and abs(v - p.f0_mean_hz) <= 0.15 * p.f0_mean_hz),
+               (DB, "level (dB)", lambda v: any(x is not None and abs(v - x) <= 3 for x in (p.intensity_mean_db,
+                                                                                          p.hnr_db))),
+               (RATE, "speech rate", lambda v: p.speech_rate_syl_per_s is not None
+                and abs(v - p.speech_rate_syl_per_s) <= 1.0)]
+    for pattern, cue, check in figures:
+        for match in pattern.finditer(text):
+            ok = p is not None and check(float(match.group(1)))
+            checks.append(GroundingCheck(clue=index, cue=cue, status="supported" if ok else "contradicted",
+                                         detail=f"stated {match.group(0)}"))
+    return checks
+
+
+def _check_quotes(cues: Cues, index: int, text: str) -> list[GroundingCheck]:
+    said = " ".join(re.findall(r"[a-z0-9']+", cues.transcript.text.lower())) if cues.transcript else ""
+    checks = []
+    for quote in QUOTE.findall(text):
+        words = " ".join(re.findall(r"[a-z0-9']+", quote.lower()))
+        if not words:
+            continue
+        ok = bool(said) and f" {words} " in f" {said} "
+        checks.append(GroundingCheck(clue=index, cue=f"words:{quote[:40]}", status="supported" if ok else "contradicted",
+                                     detail="found in the transcript" if ok else "not in the transcript"))
+    return checks
+
+
+def check_clue(cues: Cues, index: int, clue: Clue) -> list[GroundingCheck]:
+    """Every cue named in one clue, checked."""
+    checks = [_check_au(cues, index, m) for m in AU_MENTION.finditer(clue.text)]
+    checks += _check_voice(cues, index, clue.text)
+    checks += _check_quotes(cues, index, clue.text)
+    return checks
+
+
+def ground(observations: list[Clue], cues: Cues) -> Grounding:
+    """Checks of all clues and the share of named cues that are supported."""
+    checks = [c for i, clue in enumerate(observations) for c in check_clue(cues, i, clue)]
+    decided = [c for c in checks if c.status != "unverifiable"]
+    score = sum(c.status == "supported" for c in decided) / len(decided) if decided else None
+    return Grounding(score=round(score, 4) if score is not None else None, checks=checks)

@@ -1,0 +1,191 @@
+"""The ``rules`` backend: a cue-grounded reasoning engine that needs no model weights.
+
+Face: EMFACS-style prototypes (Ekman & Friesen) scored on the AU intensities of the apex frame: each
+emotion needs its key AUs at intensity >= 1, and scores 0.7 x mean(key AUs) + 0.3 x mean(supporting
+AUs), over 5. Voice: arousal from loudness, rate and pitch range relative to the reference ranges of
+``affectreason.cues.voice``. Words: valence from VADER, and emotion cue words from the lexicon.
+Then: agreement strengthens a hypothesis; a smile over clearly negative words is read as masking or
+sarcasm; intensity and arousal pick the nuance (content -> happy -> delighted). Every observation
+cites the cue it rests on, with times, so the grounding check can verify it.
+
+It is also the chain-of-thought engine of the data recipes: given gold labels it can explain them.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from functools import cache
+
+import numpy as np
+
+from affectreason.cues.au_mapping import AU_NAMES
+from affectreason.cues.voice import REFERENCE
+from affectreason.reason.lexicon import cue_words, nuance
+from affectreason.schema import Clue, Cues, Explanation
+
+# basic emotion: (key AUs, supporting AUs)
+PROTOTYPES: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
+    "joy": (("AU12",), ("AU06",)),
+    "sadness": (("AU01", "AU15"), ("AU04", "AU17")),
+    "surprise": (("AU01", "AU02"), ("AU05", "AU26")),
+    "fear": (("AU01", "AU04", "AU20"), ("AU02", "AU05", "AU07")),
+    "anger": (("AU04",), ("AU05", "AU07", "AU23")),
+    "disgust": (("AU09",), ("AU10", "AU15", "AU17")),
+}
+FACE_MIN_SCORE = 0.25
+VALENCE_CUT = 0.3  # |VADER compound| beyond which words count as clearly positive / negative
+BASIC_VALENCE = {"joy": 1.0, "surprise": 0.0, "neutral": 0.0, "sadness": -1.0, "anger": -1.0, "fear": -1.0,
+                 "disgust": -1.0}
+
+
+@cache
+def _vader():
+    try:
+        from vaderSentiment.vaderSentiment import SentimentIntensityAnalyzer
+    except ImportError:
+        raise RuntimeError("the rules engine needs VADER: `pip install vadersentiment`") from None
+    return SentimentIntensityAnalyzer()
+
+
+@dataclass
+class FaceHypothesis:
+    basic: str
+    score: float
+    aus: dict[str, float]
+
+
+def face_hypotheses(cues: Cues) -> list[FaceHypothesis]:
+    """Emotion prototypes matched at the apex frame, best first."""
+    apex = next((f for f in cues.frames if f.t == cues.apex_t and f.aus), None)
+    if apex is None:
+        return []
+    out = []
+    for basic, (key, support) in PROTOTYPES.items():
+        if min(apex.aus.get(au, 0.0) for au in key) < 1.0:
+            continue
+        score = (0.7 * np.mean([apex.aus.get(a, 0.0) for a in key])
+                 + 0.3 * np.mean([apex.aus.get(a, 0.0) for a in support])) / 5
+        out.append(FaceHypothesis(basic, float(score), {a: apex.aus.get(a, 0.0) for a in key + support}))
+    return sorted((h for h in out if h.score >= FACE_MIN_SCORE), key=lambda h: -h.score)
+
+
+def arousal(cues: Cues) -> float | None:
+    """Arousal in [-1, 1] from loudness, speech rate and pitch range against their reference ranges."""
+    p = cues.prosody
+    if p is None:
+        return None
+    parts = []
+    for key, value in (("intensity_mean_db", p.intensity_mean_db), ("speech_rate_syl_per_s", p.speech_rate_syl_per_s),
+                       ("f0_range_st", p.f0_range_st)):
+        if value is not None:
+            low, high = REFERENCE[key]
+            parts.append(float(np.clip((value - (low + high) / 2) / ((high - low) / 2), -1, 1)))
+    return round(float(np.mean(parts)), 3) if parts else None
+
+
+def _au_clue(cues: Cues, hypothesis: FaceHypothesis) -> Clue:
+    events = {e.au: e for e in cues.au_events}
+    named = sorted(((a, v) for a, v in hypothesis.aus.items() if v >= 1.0), key=lambda x: -x[1])
+    parts = []
+    for au, value in named:
+        event = events.get(au)
+        span = f" from {event.onset:.1f} to {event.offset:.1f} s" if event else ""
+        parts.append(f"{au} ({AU_NAMES.get(au, au)}) at {value:.1f}/5{span}")
+    lead = events.get(named[0][0]) if named else None
+    return Clue(modality="face", text=f"At the apex ({cues.apex_t:.1f} s): " + ", ".join(parts) + ".",
+                start=lead.onset if lead else cues.apex_t, end=lead.offset if lead else cues.apex_t,
+                cue_ref=named[0][0] if named else None)
+
+
+def _unmatched_face_clue(cues: Cues) -> Clue:
+    active = sorted(cues.au_events, key=lambda e: -e.peak)[:3]
+    if not active:
+        return Clue(modality="face", text="The face shows no Action Unit above intensity 1: a neutral expression.",
+                    start=0.0, end=cues.duration_s, cue_ref="face")
+    parts = [f"{e.au} ({AU_NAMES.get(e.au, e.au)}) peaks at {e.peak:.1f}/5 at {e.apex:.1f} s" for e in active]
+    return Clue(modality="face", text="; ".join(parts) + ", a pattern that matches no emotion prototype.",
+                start=active[0].onset, end=active[0].offset, cue_ref=active[0].au)
+
+
+def _voice_clue(cues: Cues, level: float) -> Clue:
+    p = cues.prosody
+    figures = []
+    if p.f0_mean_hz is not None:
+        figures.append(f"pitch averages {p.f0_mean_hz:.0f} Hz over a {p.f0_range_st or 0:.1f}-semitone range")
+    if p.intensity_mean_db is not None:
+        figures.append(f"loudness {p.intensity_mean_db:.0f} dB")
+    if p.speech_rate_syl_per_s is not None:
+        figures.append(f"{p.speech_rate_syl_per_s:.1f} syllables/s")
+    words = ", ".join(p.descriptors) if p.descriptors else "unremarkable"
+    feel = "energetic" if level > 0.25 else "subdued" if level < -0.25 else "moderate"
+    return Clue(modality="voice", text=f"The voice is {words} ({'; '.join(figures)}): {feel} arousal.",
+                start=0.0, end=cues.duration_s, cue_ref="prosody")
+
+
+def _text_clue(cues: Cues, compound: float, found: dict[str, list[str]]) -> Clue:
+    t = cues.transcript
+    words = {w.text.lower().strip(".,!?;:\"'"): w for w in t.words}
+    cited = [w for hits in found.values() for w in hits]
+    times = [words[w] for w in cited if w in words]
+    quoted = ", ".join(f'"{w}"' + (f" ({words[w].start:.1f} s)" if w in words else "") for w in cited)
+    tone = "positive" if compound >= VALENCE_CUT else "negative" if compound <= -VALENCE_CUT else "neutral"
+    text = f'The speaker says "{t.text.strip()}"; the wording is {tone} (VADER compound {compound:+.2f})'
+    text += f", with emotional cue words {quoted}." if cited else "."
+    return Clue(modality="text", text=text, start=times[0].start if times else None,
+                end=times[-1].end if times else None, cue_ref=f"word:{cited[0]}" if cited else "transcript")
+
+
+def explain_rules(cues: Cues) -> Explanation:
+    """A three-part chain of thought and open-vocabulary labels from cues alone."""
+    observations: list[Clue] = []
+    faces = face_hypotheses(cues)
+    face = faces[0] if faces else None
+    if face:
+        observations.append(_au_clue(cues, face))
+    elif cues.frames and any(f.faces for f in cues.frames):
+        observations.append(_unmatched_face_clue(cues))
+    level = arousal(cues)
+    if level is not None:
+        observations.append(_voice_clue(cues, level))
+    compound, found = 0.0, {}
+    if cues.transcript and cues.transcript.text.strip():
+        compound = float(_vader().polarity_scores(cues.transcript.text)["compound"])
+        found = cue_words(cues.transcript.text)
+        observations.append(_text_clue(cues, compound, found))
+
+    text_basic = max(found, key=lambda b: len(found[b])) if found else None
+    if text_basic is None and abs(compound) >= VALENCE_CUT:
+        text_basic = "joy" if compound > 0 else ("anger" if (level or 0) > 0.25 else "sadness")
+    energy = level or 0.0
+    notes = []
+    if face and face.basic == "joy" and compound <= -VALENCE_CUT:
+        labels = [nuance(text_basic or "anger", 0.3), "sarcastic"]
+        notes.append("the smile contradicts clearly negative words, which suggests masking or sarcasm")
+    elif face and text_basic and face.basic != text_basic and text_basic != "neutral":
+        labels = [nuance(face.basic, face.score), nuance(text_basic, 0.4 + 0.3 * energy)]
+        notes.append(f"face ({face.basic}) and words ({text_basic}) point to different emotions: a mixed state")
+    elif face:
+        agree = text_basic == face.basic or (face.basic == "joy" and compound >= VALENCE_CUT)
+        strength = face.score + (0.15 if agree else 0.0) + 0.15 * energy
+        labels = [nuance(face.basic, strength)]
+        notes.append(f"the face shows {face.basic}" + (" and the words agree" if agree else ""))
+    elif text_basic:
+        labels = [nuance(text_basic, 0.45 + 0.3 * energy)]
+        notes.append(f"the words carry {text_basic}")
+    else:
+        labels = ["neutral"] if energy > -0.25 else ["calm"]
+        notes.append("no cue signals a clear emotion")
+    if level is not None:
+        notes.append("the voice is " + ("energetic" if energy > 0.25 else "subdued" if energy < -0.25
+                                        else "moderately animated"))
+    valence_parts = [BASIC_VALENCE.get(face.basic, 0.0) * face.score] if face else []
+    if cues.transcript and cues.transcript.text.strip():
+        valence_parts.append(compound)
+    valence = float(np.clip(np.mean(valence_parts), -1, 1)) if valence_parts else 0.0
+    if "sarcastic" in labels:
+        valence = min(valence, -0.2)
+    interpretation = "Overall, " + "; ".join(notes) + "."
+    conclusion = f"The person most likely feels {' and '.join(labels)}."
+    return Explanation(clip_id=cues.clip_id, observations=observations, interpretation=interpretation,
+                       conclusion=conclusion, labels=labels, valence=round(valence, 3),
+                       arousal=level, backend="rules", model="affectreason-rules-1")
