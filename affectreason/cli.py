@@ -267,65 +267,108 @@ def score_compare_cmd(
         render_comparison(metric.value, comparison)
 
 
+FpsOpt = Annotated[float, typer.Option("--fps", help="frames per second sampled for faces")]
+WorkersOpt = Annotated[int, typer.Option("--workers", help="worker processes for a folder")]
+FaceModel = Annotated[str | None, typer.Option("--face-model", help="face_landmarker.task path")]
+AsrModel = Annotated[str | None, typer.Option("--asr-model", help="faster-whisper model folder")]
+NoAsr = Annotated[bool, typer.Option("--no-asr", help="skip speech recognition")]
+TranscriptOpt = Annotated[str | None, typer.Option("--transcript", help="what is said (skips ASR)")]
+SubtitlesOpt = Annotated[Path | None, typer.Option("--subtitles", help=".srt/.vtt/.txt (skips ASR)")]
+BatchOut = Annotated[Path | None, typer.Option("--out", help="JSONL output for a folder (resumable)")]
+ClipPath = Annotated[Path, typer.Argument(help="a clip (video, image or audio file) or a folder of clips")]
+
+
+def _one_clip_cues(path: Path, config, transcript: str | None, subtitles: Path | None):
+    """The clip at ``path`` and its cues, or a clean exit with the reason."""
+    from affectreason.cues.face import FaceModelMissing
+    from affectreason.cues.pipeline import CueExtractor, clips_in
+    from affectreason.cues.speech import ASRModelMissing
+    from affectreason.media import MediaError
+
+    try:
+        clip = clips_in(path)[0]
+        clip = clip.model_copy(update={"transcript": transcript,
+                                       "subtitles": str(subtitles) if subtitles else clip.subtitles})
+        return clip, CueExtractor(config).extract(clip)
+    except (MediaError, FaceModelMissing, ASRModelMissing, ValueError) as exc:
+        _fail(str(exc))
+
+
 @app.command("cues")
-def cues_cmd(
-    path: Annotated[Path, typer.Argument(help="a clip (video, image or audio file) or a folder of clips")],
-    out: Annotated[Path | None, typer.Option("--out", help="JSONL output for a batch (resumable)")] = None,
-    as_json: Annotated[bool, typer.Option("--json", help="print the Cues JSON of one clip")] = False,
-    plot: Annotated[Path | None, typer.Option("--plot", help="write a PNG of the cues of one clip")] = None,
-    fps: Annotated[float, typer.Option("--fps", help="frames per second sampled for faces")] = 5.0,
-    workers: Annotated[int, typer.Option("--workers", help="worker processes for a folder")] = 2,
-    face_model: Annotated[str | None, typer.Option("--face-model", help="face_landmarker.task path")] = None,
-    asr_model: Annotated[str | None, typer.Option("--asr-model", help="faster-whisper model folder")] = None,
-    no_asr: Annotated[bool, typer.Option("--no-asr", help="skip speech recognition")] = False,
-    transcript: Annotated[str | None, typer.Option("--transcript", help="what is said (skips ASR)")] = None,
-    subtitles: Annotated[Path | None, typer.Option("--subtitles", help=".srt/.vtt/.txt (skips ASR)")] = None,
-) -> None:
+def cues_cmd(path: ClipPath, out: BatchOut = None,
+             as_json: Annotated[bool, typer.Option("--json", help="print the Cues JSON of one clip")] = False,
+             plot: Annotated[Path | None, typer.Option("--plot", help="write a PNG of the cues of one clip")] = None,
+             fps: FpsOpt = 5.0, workers: WorkersOpt = 2, face_model: FaceModel = None, asr_model: AsrModel = None,
+             no_asr: NoAsr = False, transcript: TranscriptOpt = None, subtitles: SubtitlesOpt = None) -> None:
     """Extract facial AUs, prosody and a transcript from a clip (or every clip of a folder).
 
     One clip prints the textualized cue block (or --json); a folder writes one JSONL line per clip.
     """
-    from affectreason.cues.pipeline import CueConfig, CueExtractor, clips_in
-    from affectreason.media import MediaError
+    from affectreason.cues.pipeline import CueConfig
 
     config = CueConfig(fps=fps, face_model=face_model, asr_model=asr_model, asr=not no_asr)
-    try:
-        clips = clips_in(path)
-    except MediaError as exc:
-        _fail(str(exc))
     if path.is_dir() or out is not None:
-        if out is None:
-            _fail("a folder needs --out FILE.jsonl for its results")
-        _batch(clips, out, config, workers)
+        _batch(path, out, config, workers, backend=None)
         return
-    clip = clips[0].model_copy(update={"transcript": transcript,
-                                       "subtitles": str(subtitles) if subtitles else clips[0].subtitles})
-    try:
-        cues = CueExtractor(config).extract(clip)
-    except (MediaError, FileNotFoundError, ValueError) as exc:
-        _fail(str(exc))
+    clip, cues = _one_clip_cues(path, config, transcript, subtitles)
     if plot:
         from affectreason.cues.plot import plot_cues
 
         plot_cues(clip, cues, plot)
+        err.print(f"plot written to {plot}")
     if as_json:
         sys.stdout.write(cues.model_dump_json() + "\n")
     else:
         from affectreason.cues.textualize import textualize
 
         Console().print(textualize(cues), highlight=False)
-        if plot:
-            err.print(f"plot written to {plot}")
 
 
-def _batch(clips, out: Path, config, workers: int) -> None:
+@app.command("explain")
+def explain_cmd(path: ClipPath, out: BatchOut = None,
+                backend: Annotated[str, typer.Option("--backend", help="auto or rules")] = "auto",
+                as_json: Annotated[bool, typer.Option("--json", help="print {cues, explanation} as JSON")] = False,
+                fps: FpsOpt = 5.0, workers: WorkersOpt = 2, face_model: FaceModel = None,
+                asr_model: AsrModel = None, no_asr: NoAsr = False, transcript: TranscriptOpt = None,
+                subtitles: SubtitlesOpt = None) -> None:
+    """Explain the emotion of a clip: cues, a chain of thought, open-vocabulary labels, grounding."""
+    from affectreason.cues.pipeline import CueConfig
+    from affectreason.reason.explain import explain_cues, resolve_backend
+
+    try:
+        backend = resolve_backend(backend, note=lambda line: err.print(f"[dim]{line}[/dim]"))
+    except ValueError as exc:
+        _fail(str(exc))
+    config = CueConfig(fps=fps, face_model=face_model, asr_model=asr_model, asr=not no_asr)
+    if path.is_dir() or out is not None:
+        _batch(path, out, config, workers, backend=backend)
+        return
+    _, cues = _one_clip_cues(path, config, transcript, subtitles)
+    explanation = explain_cues(cues, backend)
+    if as_json:
+        sys.stdout.write(json.dumps({"cues": cues.model_dump(mode="json"),
+                                     "explanation": explanation.model_dump(mode="json")}, ensure_ascii=False) + "\n")
+    else:
+        from affectreason.reason.render import render_explanation
+
+        render_explanation(cues, explanation, Console())
+
+
+def _batch(path: Path, out: Path | None, config, workers: int, backend: str | None) -> None:
     from rich.progress import Progress
 
-    from affectreason.cues.pipeline import extract_batch
+    from affectreason.cues.pipeline import clips_in, extract_batch
+    from affectreason.media import MediaError
 
+    if out is None:
+        _fail("a folder needs --out FILE.jsonl for its results")
+    try:
+        clips = clips_in(path)
+    except MediaError as exc:
+        _fail(str(exc))
     with Progress(console=err) as progress:
-        task = progress.add_task(f"cues -> {out}", total=len(clips))
-        counts = extract_batch(clips, out, config, workers, on_done=lambda r: progress.advance(task))
+        task = progress.add_task(f"{'explain' if backend else 'cues'} -> {out}", total=len(clips))
+        counts = extract_batch(clips, out, config, workers, on_done=lambda r: progress.advance(task), backend=backend)
         progress.update(task, completed=len(clips))
     err.print(f"{counts['ok']} clips done, {counts['failed']} failed (error records in {out}), "
               f"{counts['skipped']} already done before")

@@ -24,5 +24,5 @@ def test_ci_runs_the_readme_test_command():
     readme = (ROOT / "README.md").read_text()
     blocks = [b.split("```", 1)[0].strip() for b in readme.split("```bash\n")[1:]]
     install, test = blocks[0], blocks[1]
-    assert "pip install -e '.[dev]'" in install and "affectreason score ov" in install
+    assert "pip install -e '.[dev]'" in install and "affectreason explain examples/" in install
     assert test in (ROOT / ".ci" / "run").read_text().splitlines()

@@ -2,13 +2,15 @@
 
 ``CueExtractor`` holds the loaded models (the ASR model loads once); ``extract_batch`` runs many clips
 in worker processes, appends one JSONL line per clip as it finishes (``{"clip": ..., "cues": ...}`` or
-``{"clip": ..., "error": ...}``), and on a re-run skips the clips already done, so an interrupted
-batch resumes where it stopped and a bad clip never costs the others their results.
+``{"clip": ..., "error": ...}``; with a reasoning backend also ``"explanation"``), and on a re-run skips
+the clips already done and retries the failed ones, so an interrupted batch resumes where it stopped
+and a bad clip never costs the others their results.
 """
 
 from __future__ import annotations
 
 import json
+import multiprocessing
 from collections.abc import Callable, Iterable
 from concurrent.futures import ProcessPoolExecutor, as_completed
 from dataclasses import asdict, dataclass
@@ -162,43 +164,55 @@ def done_ids(out: Path) -> set[str]:
                 record = json.loads(line)
             except json.JSONDecodeError:
                 continue  # a line cut off by an interrupted run
-            if "cues" in record:
+            if "error" not in record and "clip" in record:
                 done.add(record["clip"]["id"])
     return done
 
 
 _worker: CueExtractor | None = None
+_backend: str | None = None
 
 
-def _init_worker(config: dict) -> None:
-    global _worker
-    _worker = CueExtractor(CueConfig(**config))
+def _init_worker(config: dict, backend: str | None) -> None:
+    global _worker, _backend
+    _worker, _backend = CueExtractor(CueConfig(**config)), backend
 
 
 def _extract_record(clip: dict) -> dict:
     try:
         cues = _worker.extract(Clip(**clip))
-        return {"clip": clip, "cues": cues.model_dump(mode="json")}
+        record = {"clip": clip, "cues": cues.model_dump(mode="json")}
+        if _backend:
+            from affectreason.reason.explain import explain_cues
+
+            record["explanation"] = explain_cues(cues, _backend).model_dump(mode="json")
+        return record
     except Exception as exc:  # a bad clip is recorded and the batch goes on
         return {"clip": clip, "error": f"{type(exc).__name__}: {exc}"}
 
 
 def extract_batch(clips: Iterable[Clip], out: str | Path, config: CueConfig | None = None, workers: int = 2,
-                  on_done: Callable[[dict], None] | None = None) -> dict[str, int]:
-    """Extract cues for many clips into a JSONL file, resumable; returns counts."""
+                  on_done: Callable[[dict], None] | None = None, backend: str | None = None) -> dict[str, int]:
+    """Extract cues (and explain them with ``backend``) for many clips into a JSONL file, resumable."""
     out = Path(out)
     out.parent.mkdir(parents=True, exist_ok=True)
     finished = done_ids(out)
     todo = [c for c in clips if c.id not in finished]
     counts = {"skipped": len(finished), "ok": 0, "failed": 0}
+    # spawn, not fork: MediaPipe and CTranslate2 start threads that a forked child inherits broken.
+    context = multiprocessing.get_context("spawn")
     with out.open("a", encoding="utf-8") as handle, ProcessPoolExecutor(
-            max_workers=max(1, workers), initializer=_init_worker, initargs=(asdict(config or CueConfig()),)) as pool:
-        futures = [pool.submit(_extract_record, clip.model_dump()) for clip in todo]
+            max_workers=max(1, workers), mp_context=context, initializer=_init_worker,
+            initargs=(asdict(config or CueConfig()), backend)) as pool:
+        futures = {pool.submit(_extract_record, clip.model_dump()): clip for clip in todo}
         for future in as_completed(futures):
-            record = future.result()
+            try:
+                record = future.result()
+            except Exception as exc:  # a worker died (e.g. killed for memory): record it, keep going
+                record = {"clip": futures[future].model_dump(), "error": f"worker failed: {type(exc).__name__}: {exc}"}
             handle.write(json.dumps(record, ensure_ascii=False) + "\n")
             handle.flush()
-            counts["ok" if "cues" in record else "failed"] += 1
+            counts["failed" if "error" in record else "ok"] += 1
             if on_done:
                 on_done(record)
     return counts

@@ -98,7 +98,8 @@ def _check_quotes(cues: Cues, index: int, text: str) -> list[GroundingCheck]:
         if not words:
             continue
         ok = bool(said) and f" {words} " in f" {said} "
-        checks.append(GroundingCheck(clue=index, cue=f"words:{quote[:40]}", status="supported" if ok else "contradicted",
+        checks.append(GroundingCheck(clue=index, cue=f"words:{quote[:40]}",
+                                     status="supported" if ok else "contradicted",
                                      detail="found in the transcript" if ok else "not in the transcript"))
     return checks
 

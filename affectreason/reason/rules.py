@@ -32,7 +32,7 @@ PROTOTYPES: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
     "anger": (("AU04",), ("AU05", "AU07", "AU23")),
     "disgust": (("AU09",), ("AU10", "AU15", "AU17")),
 }
-FACE_MIN_SCORE = 0.25
+FACE_MIN_SCORE = 0.15  # a key AU just above 1 with no support still counts (a slight smile)
 VALENCE_CUT = 0.3  # |VADER compound| beyond which words count as clearly positive / negative
 BASIC_VALENCE = {"joy": 1.0, "surprise": 0.0, "neutral": 0.0, "sadness": -1.0, "anger": -1.0, "fear": -1.0,
                  "disgust": -1.0}
@@ -81,6 +81,22 @@ def arousal(cues: Cues) -> float | None:
             low, high = REFERENCE[key]
             parts.append(float(np.clip((value - (low + high) / 2) / ((high - low) / 2), -1, 1)))
     return round(float(np.mean(parts)), 3) if parts else None
+
+
+def text_arousal(text: str) -> float:
+    """Arousal signalled in writing: exclamation marks and shouted (all-caps) words, in [0, 1].
+
+    >>> text_arousal("I said NO! Get out!"), text_arousal("fine.")
+    (1.0, 0.0)
+    """
+    shouted = sum(1 for w in text.split() if len(w) > 1 and w.isalpha() and w.isupper())
+    return float(min(1.0, 0.5 * text.count("!") + 0.5 * shouted))
+
+
+def is_startled_question(text: str) -> bool:
+    """A short question or an interrobang ("What?!", "Really?"), the commonest written form of surprise."""
+    stripped = text.strip()
+    return "?!" in stripped or "!?" in stripped or (stripped.endswith("?") and len(stripped.split()) <= 3)
 
 
 def _au_clue(cues: Cues, hypothesis: FaceHypothesis) -> Clue:
@@ -153,10 +169,13 @@ def explain_rules(cues: Cues) -> Explanation:
         found = cue_words(cues.transcript.text)
         observations.append(_text_clue(cues, compound, found))
 
+    said = cues.transcript.text if cues.transcript else ""
+    energy = level if level is not None else text_arousal(said)
     text_basic = max(found, key=lambda b: len(found[b])) if found else None
+    if text_basic is None and said and is_startled_question(said):
+        text_basic = "surprise"
     if text_basic is None and abs(compound) >= VALENCE_CUT:
-        text_basic = "joy" if compound > 0 else ("anger" if (level or 0) > 0.25 else "sadness")
-    energy = level or 0.0
+        text_basic = "joy" if compound > 0 else ("anger" if energy > 0.25 else "sadness")
     notes = []
     if face and face.basic == "joy" and compound <= -VALENCE_CUT:
         labels = [nuance(text_basic or "anger", 0.3), "sarcastic"]

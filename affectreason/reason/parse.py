@@ -1,0 +1,137 @@
+"""Model text -> ``Explanation``, whatever shape the model answered in.
+
+Tried in order: a JSON object (the schema the prompts ask for); ``<think>...</think><answer>...</answer>``;
+the three-section text format (``Key observations:`` / ``Interpretation:`` / ``Conclusion:`` /
+``Labels:``); free text, from which emotion labels are extracted with the lexicon (or a given
+vocabulary, e.g. the emotion wheel's word forms). Parsing never raises: ``parse_status`` says ok /
+partial / failed and ``parse_errors`` what could not be read.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+
+from pydantic import ValidationError
+
+from affectreason.reason.lexicon import extract_labels
+from affectreason.schema import Clue, Explanation
+
+SECTION = re.compile(r"^\s*(?:#+\s*|\*\*)?(key observations|observations|interpretation|conclusion|labels|emotions)"
+                     r"\s*(?:\*\*)?\s*:\s*(?:\*\*)?", re.IGNORECASE | re.MULTILINE)
+THINK = re.compile(r"<think>(.*?)</think>", re.DOTALL | re.IGNORECASE)
+ANSWER = re.compile(r"<answer>(.*?)(?:</answer>|$)", re.DOTALL | re.IGNORECASE)
+MODALITY_HINTS = (("face", r"\bAU\s?\d|face|smil|brow|eye|lip|mouth|cheek|frown"),
+                  ("voice", r"voice|pitch|loud|tone|speech rate|syllable|prosod|quiet|whisper"),
+                  ("text", r"says|said|words|\"|transcript|sentence"))
+
+
+def guess_modality(text: str) -> str:
+    """The modality an observation is about, from its wording."""
+    for modality, pattern in MODALITY_HINTS:
+        if re.search(pattern, text, re.IGNORECASE):
+            return modality
+    return "multimodal"
+
+
+def _labels_from(value) -> list[str]:
+    if isinstance(value, str):
+        value = [v for v in re.split(r"[,;/\n]|\band\b", value) if v.strip()]
+    return [str(v).strip(" .*-\"'") for v in value or [] if str(v).strip(" .*-\"'")]
+
+
+def _clues(items) -> list[Clue]:
+    clues = []
+    for item in items or []:
+        if isinstance(item, dict):
+            item = {**item, "modality": item.get("modality") or guess_modality(item.get("text", ""))}
+            clues.append(Clue.model_validate(item))
+        elif str(item).strip():
+            text = str(item).strip(" -*\t")
+            clues.append(Clue(modality=guess_modality(text), text=text))
+    return clues
+
+
+def _from_json(text: str) -> dict | None:
+    start, end = text.find("{"), text.rfind("}")
+    if start < 0 or end <= start:
+        return None
+    try:
+        data = json.loads(text[start:end + 1])
+    except json.JSONDecodeError:
+        return None
+    return data if isinstance(data, dict) else None
+
+
+def _sections(text: str) -> dict[str, str]:
+    marks = list(SECTION.finditer(text))
+    out = {}
+    for i, mark in enumerate(marks):
+        key = mark.group(1).lower().replace("key ", "").replace("emotions", "labels")
+        body = text[mark.end(): marks[i + 1].start() if i + 1 < len(marks) else len(text)]
+        out[key] = body.strip()
+    return out
+
+
+def _bullets(body: str) -> list[str]:
+    lines = [re.sub(r"^\s*(?:[-*•]|\d+[.)])\s*", "", line).strip() for line in body.splitlines()]
+    lines = [line for line in lines if line]
+    return lines if len(lines) > 1 else [s for s in re.split(r"(?<=[.!?])\s+", body.strip()) if s]
+
+
+def parse_explanation(text: str, vocabulary: set[str] | None = None, **meta) -> Explanation:
+    """Parse model output; ``meta`` (clip_id, backend, model) is copied onto the result."""
+    errors: list[str] = []
+    fields: dict = {}
+    data = _from_json(text)
+    if data is not None:
+        try:
+            fields = {"observations": _clues(data.get("observations") or data.get("key_observations")),
+                      "interpretation": str(data.get("interpretation") or ""),
+                      "conclusion": str(data.get("conclusion") or ""),
+                      "labels": _labels_from(data.get("labels") or data.get("emotions") or []),
+                      "valence": data.get("valence"), "arousal": data.get("arousal")}
+        except (ValidationError, TypeError, AttributeError) as exc:
+            errors.append(f"JSON object found but not in the Explanation schema: {str(exc)[:160]}")
+            fields = {}
+    if not fields:
+        think, answer = THINK.search(text), ANSWER.search(text)
+        body = text
+        if think or answer:
+            body = (think.group(1) if think else "") + "\n" + (answer.group(1) if answer else "")
+        sections = _sections(body)
+        if sections:
+            fields = {"observations": _clues(_bullets(sections.get("observations", ""))),
+                      "interpretation": sections.get("interpretation", ""),
+                      "conclusion": sections.get("conclusion", ""),
+                      "labels": _labels_from(sections["labels"]) if "labels" in sections else []}
+        elif think or answer:
+            fields = {"observations": _clues(_bullets(think.group(1))) if think else [],
+                      "conclusion": answer.group(1).strip() if answer else "",
+                      "labels": _labels_from(answer.group(1)) if answer and len(answer.group(1)) < 120 else []}
+        else:
+            fields = {"conclusion": text.strip()[:2000]}
+            errors.append("no JSON, tags or sections: read as free text")
+    if not fields.get("labels"):
+        source = " ".join([fields.get("conclusion", ""), fields.get("interpretation", "")]) or text
+        fields["labels"] = extract_labels(source, vocabulary) or extract_labels(text, vocabulary)
+        if fields["labels"]:
+            errors.append("labels extracted from the prose")
+    for key in ("valence", "arousal"):
+        value = fields.get(key)
+        try:
+            fields[key] = max(-1.0, min(1.0, float(value))) if value is not None else None
+        except (TypeError, ValueError):
+            errors.append(f"{key} {value!r} is not a number")
+            fields[key] = None
+    missing = [k for k in ("observations", "conclusion") if not fields.get(k)]
+    if not fields["labels"]:
+        status = "failed"
+        errors.append("no emotion label found")
+    elif missing or errors:
+        status = "partial"
+        errors += [f"no {k}" for k in missing]
+    else:
+        status = "ok"
+    return Explanation(raw_text=text, parse_status=status, parse_errors=errors,
+                       **{k: v for k, v in fields.items() if v is not None}, **meta)
