@@ -274,11 +274,12 @@ AsrModel = Annotated[str | None, typer.Option("--asr-model", help="faster-whispe
 NoAsr = Annotated[bool, typer.Option("--no-asr", help="skip speech recognition")]
 TranscriptOpt = Annotated[str | None, typer.Option("--transcript", help="what is said (skips ASR)")]
 SubtitlesOpt = Annotated[Path | None, typer.Option("--subtitles", help=".srt/.vtt/.txt (skips ASR)")]
+OpenFaceOpt = Annotated[Path | None, typer.Option("--openface", help="OpenFace 2.0 CSV: AUs instead of MediaPipe")]
 BatchOut = Annotated[Path | None, typer.Option("--out", help="JSONL output for a folder (resumable)")]
 ClipPath = Annotated[Path, typer.Argument(help="a clip (video, image or audio file) or a folder of clips")]
 
 
-def _one_clip_cues(path: Path, config, transcript: str | None, subtitles: Path | None):
+def _one_clip_cues(path: Path, config, transcript: str | None, subtitles: Path | None, openface: Path | None):
     """The clip at ``path`` and its cues, or a clean exit with the reason."""
     from affectreason.cues.face import FaceModelMissing
     from affectreason.cues.pipeline import CueExtractor, clips_in
@@ -288,7 +289,8 @@ def _one_clip_cues(path: Path, config, transcript: str | None, subtitles: Path |
     try:
         clip = clips_in(path)[0]
         clip = clip.model_copy(update={"transcript": transcript,
-                                       "subtitles": str(subtitles) if subtitles else clip.subtitles})
+                                       "subtitles": str(subtitles) if subtitles else clip.subtitles,
+                                       "openface_csv": str(openface) if openface else clip.openface_csv})
         return clip, CueExtractor(config).extract(clip)
     except (MediaError, FaceModelMissing, ASRModelMissing, ValueError) as exc:
         _fail(str(exc))
@@ -299,7 +301,8 @@ def cues_cmd(path: ClipPath, out: BatchOut = None,
              as_json: Annotated[bool, typer.Option("--json", help="print the Cues JSON of one clip")] = False,
              plot: Annotated[Path | None, typer.Option("--plot", help="write a PNG of the cues of one clip")] = None,
              fps: FpsOpt = 5.0, workers: WorkersOpt = 2, face_model: FaceModel = None, asr_model: AsrModel = None,
-             no_asr: NoAsr = False, transcript: TranscriptOpt = None, subtitles: SubtitlesOpt = None) -> None:
+             no_asr: NoAsr = False, transcript: TranscriptOpt = None, subtitles: SubtitlesOpt = None,
+             openface: OpenFaceOpt = None) -> None:
     """Extract facial AUs, prosody and a transcript from a clip (or every clip of a folder).
 
     One clip prints the textualized cue block (or --json); a folder writes one JSONL line per clip.
@@ -310,7 +313,7 @@ def cues_cmd(path: ClipPath, out: BatchOut = None,
     if path.is_dir() or out is not None:
         _batch(path, out, config, workers, backend=None)
         return
-    clip, cues = _one_clip_cues(path, config, transcript, subtitles)
+    clip, cues = _one_clip_cues(path, config, transcript, subtitles, openface)
     if plot:
         from affectreason.cues.plot import plot_cues
 
@@ -330,7 +333,7 @@ def explain_cmd(path: ClipPath, out: BatchOut = None,
                 as_json: Annotated[bool, typer.Option("--json", help="print {cues, explanation} as JSON")] = False,
                 fps: FpsOpt = 5.0, workers: WorkersOpt = 2, face_model: FaceModel = None,
                 asr_model: AsrModel = None, no_asr: NoAsr = False, transcript: TranscriptOpt = None,
-                subtitles: SubtitlesOpt = None) -> None:
+                subtitles: SubtitlesOpt = None, openface: OpenFaceOpt = None) -> None:
     """Explain the emotion of a clip: cues, a chain of thought, open-vocabulary labels, grounding."""
     from affectreason.cues.pipeline import CueConfig
     from affectreason.reason.explain import explain_cues, resolve_backend
@@ -343,7 +346,7 @@ def explain_cmd(path: ClipPath, out: BatchOut = None,
     if path.is_dir() or out is not None:
         _batch(path, out, config, workers, backend=backend)
         return
-    _, cues = _one_clip_cues(path, config, transcript, subtitles)
+    _, cues = _one_clip_cues(path, config, transcript, subtitles, openface)
     explanation = explain_cues(cues, backend)
     if as_json:
         sys.stdout.write(json.dumps({"cues": cues.model_dump(mode="json"),

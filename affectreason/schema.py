@@ -44,6 +44,7 @@ class Clip(Contract):
     id: str
     transcript: str | None = None
     subtitles: str | None = Field(default=None, description="path to .srt/.vtt/.txt subtitles")
+    openface_csv: str | None = Field(default=None, description="OpenFace 2.0 CSV to use instead of MediaPipe AUs")
     start: float | None = Field(default=None, ge=0)
     end: float | None = Field(default=None, ge=0)
 

@@ -67,3 +67,16 @@ def test_bad_inputs(tmp_path):
     assert out.exit_code == 2 and "unknown backend" in out.output
     out = runner.invoke(app, ["explain", str(tmp_path)])
     assert out.exit_code == 2 and "--out" in out.output
+
+
+def test_openface_csv_replaces_mediapipe_aus(tmp_path):
+    csv = tmp_path / "clip.csv"
+    csv.write_text("frame, face_id, timestamp, confidence, success, AU04_r, AU12_r\n"
+                   "1, 0, 0.0, 0.98, 1, 3.0, 0.0\n2, 0, 0.5, 0.98, 1, 3.5, 0.0\n")
+    out = runner.invoke(app, ["explain", str(EXAMPLE), "--openface", str(csv), "--json"])
+    assert out.exit_code == 0, out.output
+    data = json.loads(out.stdout)
+    assert [p["extractor"] for p in data["cues"]["provenance"]][1] == "OpenFace 2.0 CSV"
+    assert data["cues"]["frames"][1]["aus"] == {"AU04": 3.5, "AU12": 0.0}
+    face = data["explanation"]["observations"][0]
+    assert "AU04" in face["text"] and "AU12" not in face["text"]

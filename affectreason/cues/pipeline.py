@@ -17,7 +17,7 @@ from dataclasses import asdict, dataclass
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 
-from affectreason.cues.face import FaceExtractor, apex_time, au_events
+from affectreason.cues.face import FaceExtractor, apex_time, au_events, read_openface_csv
 from affectreason.cues.speech import SpeechRecognizer, read_subtitles
 from affectreason.cues.voice import PITCH_CEILING, PITCH_FLOOR, SilentAudio, prosody
 from affectreason.media import (
@@ -80,7 +80,9 @@ class CueExtractor:
         cues = Cues(clip_id=clip.id, duration_s=info.duration_s, fps=cfg.fps if info.has_video else None)
         cues.provenance.append(Provenance(extractor="affectreason.media (PyAV)", version=_version("av"),
                                           settings={"fps": cfg.fps, "audio_rate": 16000}))
-        if info.has_video:
+        if clip.openface_csv:
+            self._openface(clip, cues)
+        elif info.has_video:
             self._faces(clip, cues)
         else:
             cues.warnings.append("no video: audio-only clip, no facial cues")
@@ -122,6 +124,15 @@ class CueExtractor:
                                           settings={"model": model.name, "max_faces": self.config.max_faces,
                                                     "au_mapping": "affectreason.cues.au_mapping"}))
 
+    def _openface(self, clip: Clip, cues: Cues) -> None:
+        cues.frames = read_openface_csv(clip.openface_csv)
+        if not any(f.faces for f in cues.frames):
+            cues.warnings.append("the OpenFace CSV has no successfully tracked frame")
+        cues.apex_t = apex_time(cues.frames)
+        cues.au_events = au_events(cues.frames)
+        cues.provenance.append(Provenance(extractor="OpenFace 2.0 CSV", version="import",
+                                          settings={"file": Path(clip.openface_csv).name}))
+
     def _transcript(self, clip: Clip, audio, cues: Cues) -> Transcript | None:
         if clip.transcript:
             return Transcript(text=clip.transcript, source="given")
@@ -140,7 +151,11 @@ class CueExtractor:
 
 
 def clips_in(path: str | Path) -> list[Clip]:
-    """The clips of a file or a folder (sorted); a same-stem .srt/.vtt/.txt beside a clip is its subtitles."""
+    """The clips of a file or a folder (sorted).
+
+    Beside a clip, a same-stem .srt/.vtt/.txt is its subtitles and a same-stem .csv (OpenFace's output
+    name) its AUs.
+    """
     path = Path(path)
     if path.is_dir():
         files = sorted(p for p in path.iterdir() if p.is_file() and p.suffix.lower() in CLIP_SUFFIXES)
@@ -151,7 +166,9 @@ def clips_in(path: str | Path) -> list[Clip]:
     clips = []
     for file in files:
         subtitles = next((file.with_suffix(s) for s in SUBTITLE_SUFFIXES if file.with_suffix(s).is_file()), None)
-        clips.append(Clip(path=str(file), id=file.stem, subtitles=str(subtitles) if subtitles else None))
+        openface = file.with_suffix(".csv")
+        clips.append(Clip(path=str(file), id=file.stem, subtitles=str(subtitles) if subtitles else None,
+                          openface_csv=str(openface) if openface.is_file() else None))
     return clips
 
 
