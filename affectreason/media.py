@@ -110,8 +110,12 @@ def _read_image(path: Path) -> np.ndarray:
         raise MediaError(f"{path}: not a readable image ({exc})") from None
 
 
-def read_frames(path: str | Path, fps: float = 5.0, max_duration_s: float = DEFAULT_MAX_DURATION_S) -> Frames:
-    """Frames sampled at ``fps`` (the first frame at or after each 1/fps tick); an image is one frame at t=0."""
+def read_frames(path: str | Path, fps: float = 5.0, max_duration_s: float = DEFAULT_MAX_DURATION_S,
+                start: float | None = None, end: float | None = None) -> Frames:
+    """Frames sampled at ``fps`` (the first frame at or after each 1/fps tick from ``start``), up to ``end``.
+
+    Times stay those of the file. An image is one frame at t=0.
+    """
     import av
 
     path = Path(path)
@@ -126,11 +130,13 @@ def read_frames(path: str | Path, fps: float = 5.0, max_duration_s: float = DEFA
             return frames
         stream = container.streams.video[0]
         stream.thread_type = "AUTO"
-        next_t = 0.0
+        next_t = start or 0.0
         try:
             for frame in container.decode(stream):
                 t = float(frame.time) if frame.time is not None else len(frames.times) / fps
-                if t > max_duration_s:
+                if end is not None and t > end:
+                    break
+                if t > (start or 0.0) + max_duration_s:
                     frames.warnings.append(f"video longer than {max_duration_s:.0f} s: only the start was read")
                     break
                 if t + 1e-6 >= next_t:
@@ -144,9 +150,9 @@ def read_frames(path: str | Path, fps: float = 5.0, max_duration_s: float = DEFA
     return frames
 
 
-def read_audio(path: str | Path, rate: int = AUDIO_RATE, max_duration_s: float = DEFAULT_MAX_DURATION_S
-               ) -> tuple[Audio | None, list[str]]:
-    """The audio track as 16 kHz mono float32, or None (with a warning) when the clip has none."""
+def read_audio(path: str | Path, rate: int = AUDIO_RATE, max_duration_s: float = DEFAULT_MAX_DURATION_S,
+               start: float | None = None, end: float | None = None) -> tuple[Audio | None, list[str]]:
+    """The audio track (from ``start`` to ``end`` s) as 16 kHz mono float32, or None with a warning if absent."""
     import av
 
     path = Path(path)
@@ -160,7 +166,10 @@ def read_audio(path: str | Path, rate: int = AUDIO_RATE, max_duration_s: float =
         resampler = av.audio.resampler.AudioResampler(format="flt", layout="mono", rate=rate)
         chunks: list[np.ndarray] = []
         total = 0
-        limit = int(max_duration_s * rate)
+        first = int((start or 0.0) * rate)
+        limit = first + int(max_duration_s * rate)
+        if end is not None:
+            limit = min(limit, int(end * rate))
         try:
             for frame in container.decode(container.streams.audio[0]):
                 for out in resampler.resample(frame):
@@ -168,7 +177,8 @@ def read_audio(path: str | Path, rate: int = AUDIO_RATE, max_duration_s: float =
                     chunks.append(chunk)
                     total += len(chunk)
                 if total >= limit:
-                    warnings.append(f"audio longer than {max_duration_s:.0f} s: only the start was read")
+                    if end is None or limit < int(end * rate):
+                        warnings.append(f"audio longer than {max_duration_s:.0f} s: only the start was read")
                     break
             for out in resampler.resample(None):
                 chunks.append(out.to_ndarray().reshape(-1))
@@ -176,5 +186,7 @@ def read_audio(path: str | Path, rate: int = AUDIO_RATE, max_duration_s: float =
             warnings.append(f"audio stream damaged after {total / rate:.1f} s ({exc})")
     if not chunks:
         return None, warnings + ["the audio track holds no decodable samples"]
-    samples = np.concatenate(chunks)[:limit].astype(np.float32)
+    samples = np.concatenate(chunks)[first:limit].astype(np.float32)
+    if not len(samples):
+        return None, warnings + [f"no audio between {start or 0:.1f} s and the end of the clip"]
     return Audio(samples, rate), warnings

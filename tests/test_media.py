@@ -162,3 +162,15 @@ def test_text_file_named_png_is_a_media_error(tmp_file, reader):
 
 def test_media_error_is_a_value_error():
     assert issubclass(MediaError, ValueError)
+
+
+def test_time_span_limits_frames_and_audio(media):
+    from affectreason.media import read_audio, read_frames
+
+    frames = read_frames(media["astronaut"], fps=5.0, start=1.0, end=2.0)
+    assert frames.times[0] == pytest.approx(1.0) and frames.times[-1] <= 2.0
+    assert len(frames.times) == 6  # 1.0, 1.2, ..., 2.0
+    audio, warnings = read_audio(media["astronaut"], start=0.5, end=1.5)
+    assert audio.duration_s == pytest.approx(1.0, abs=0.01) and warnings == []
+    none, warnings = read_audio(media["speech_wav"], start=60.0)
+    assert none is None and "no audio between 60.0 s" in warnings[0]

@@ -81,6 +81,18 @@ def test_slow_speech_has_a_lower_rate_than_the_fast_one_by_a_wide_margin(voices)
     assert voices["rate_230"].speech_rate_syl_per_s / voices["rate_120"].speech_rate_syl_per_s > 1.5
 
 
+def test_pure_tone_pitch_is_exact():
+    t = np.arange(16_000) / 16_000
+    tone = Audio((0.5 * np.sin(2 * np.pi * 220.0 * t)).astype(np.float32))
+    p = prosody(tone)
+    assert p.f0_mean_hz == pytest.approx(220.0, abs=0.5)
+    assert p.f0_range_st == pytest.approx(0.0, abs=0.05)
+    # Praat's dB of a waveform: 20 log10(RMS / 2e-5); a 0.5-amplitude sine has RMS 0.5 / sqrt(2)
+    assert p.intensity_mean_db == pytest.approx(20 * np.log10(0.5 / np.sqrt(2) / 2e-5), abs=0.5)
+    assert p.pause_count == 0
+    assert "monotone" in p.descriptors and "mid pitch" in p.descriptors
+
+
 def test_silence_raises_silent_audio():
     with pytest.raises(SilentAudio, match="silent"):
         prosody(Audio(np.zeros(16_000, dtype=np.float32)))

@@ -144,7 +144,10 @@ class FaceExtractor:
 def apex_time(frames: list[FaceFrame]) -> float | None:
     """Time of the frame with the strongest expression (sum of expressive AU intensities)."""
     scored = [(sum(v for k, v in f.aus.items() if k not in EXPRESSIVE_EXCLUDED), f.t) for f in frames if f.aus]
-    return max(scored)[1] if scored else None
+    if not scored:
+        return None
+    best = max(score for score, _ in scored)
+    return next(t for score, t in scored if score == best)  # the first of equal peaks, as au_events does
 
 
 def au_events(frames: list[FaceFrame], min_peak: float = EVENT_MIN_PEAK) -> list[AUEvent]:

@@ -86,7 +86,8 @@ class CueExtractor:
             self._faces(clip, cues)
         else:
             cues.warnings.append("no video: audio-only clip, no facial cues")
-        audio, audio_warnings = read_audio(clip.path, max_duration_s=cfg.max_duration_s)
+        audio, audio_warnings = read_audio(clip.path, max_duration_s=cfg.max_duration_s, start=clip.start,
+                                           end=clip.end)
         cues.warnings += audio_warnings
         if audio is not None:
             if cues.duration_s is None:
@@ -102,7 +103,7 @@ class CueExtractor:
         return cues
 
     def _faces(self, clip: Clip, cues: Cues) -> None:
-        frames = read_frames(clip.path, self.config.fps, self.config.max_duration_s)
+        frames = read_frames(clip.path, self.config.fps, self.config.max_duration_s, clip.start, clip.end)
         cues.warnings += frames.warnings
         if not frames.times:
             cues.warnings.append("no decodable video frames")
@@ -214,8 +215,9 @@ def extract_batch(clips: Iterable[Clip], out: str | Path, config: CueConfig | No
     out = Path(out)
     out.parent.mkdir(parents=True, exist_ok=True)
     finished = done_ids(out)
+    clips = list(clips)
     todo = [c for c in clips if c.id not in finished]
-    counts = {"skipped": len(finished), "ok": 0, "failed": 0}
+    counts = {"skipped": len(clips) - len(todo), "ok": 0, "failed": 0}
     # spawn, not fork: MediaPipe and CTranslate2 start threads that a forked child inherits broken.
     context = multiprocessing.get_context("spawn")
     with out.open("a", encoding="utf-8") as handle, ProcessPoolExecutor(

@@ -37,12 +37,17 @@ def _voice(cues: Cues) -> str | None:
         return None
     bits = []
     if p.f0_mean_hz is not None:
-        bits.append(f"pitch mean {p.f0_mean_hz:.0f} Hz, range {p.f0_range_st or 0:.1f} st, "
-                    f"slope {p.f0_slope_st_per_s or 0:+.1f} st/s")
+        pitch = f"pitch mean {p.f0_mean_hz:.0f} Hz"
+        if p.f0_range_st is not None:
+            pitch += f", range {p.f0_range_st:.1f} st"
+        if p.f0_slope_st_per_s is not None:
+            pitch += f", slope {p.f0_slope_st_per_s:+.1f} st/s"
+        bits.append(pitch)
     if p.intensity_mean_db is not None:
         bits.append(f"loudness {p.intensity_mean_db:.0f} dB")
     if p.speech_rate_syl_per_s is not None:
-        bits.append(f"rate {p.speech_rate_syl_per_s:.1f} syl/s, {p.pause_count} pauses ({p.pause_total_s:.1f} s)")
+        pauses = f", {p.pause_count} pauses ({p.pause_total_s or 0:.1f} s)" if p.pause_count is not None else ""
+        bits.append(f"rate {p.speech_rate_syl_per_s:.1f} syl/s{pauses}")
     if p.hnr_db is not None:
         bits.append(f"HNR {p.hnr_db:.0f} dB, jitter {100 * (p.jitter_local or 0):.1f}%, "
                     f"shimmer {100 * (p.shimmer_local or 0):.1f}%")
