@@ -329,25 +329,36 @@ def cues_cmd(path: ClipPath, out: BatchOut = None,
 
 @app.command("explain")
 def explain_cmd(path: ClipPath, out: BatchOut = None,
-                backend: Annotated[str, typer.Option("--backend", help="auto or rules")] = "auto",
+                backend: Annotated[str, typer.Option("--backend", help="auto, rules, hf or openai")] = "auto",
+                model: Annotated[str | None, typer.Option("--model", help="hf: local chat model folder")] = None,
+                adapter: Annotated[str | None, typer.Option("--adapter", help="hf: LoRA adapter folder")] = None,
+                endpoint: Endpoint = None,
+                server_model: Annotated[str | None, typer.Option("--server-model", help="openai: model name")] = None,
+                api_key: ApiKey = None,
+                max_new_tokens: Annotated[int, typer.Option("--max-new-tokens", help="hf: reply length")] = 384,
                 as_json: Annotated[bool, typer.Option("--json", help="print {cues, explanation} as JSON")] = False,
                 fps: FpsOpt = 5.0, workers: WorkersOpt = 2, face_model: FaceModel = None,
                 asr_model: AsrModel = None, no_asr: NoAsr = False, transcript: TranscriptOpt = None,
                 subtitles: SubtitlesOpt = None, openface: OpenFaceOpt = None) -> None:
     """Explain the emotion of a clip: cues, a chain of thought, open-vocabulary labels, grounding."""
     from affectreason.cues.pipeline import CueConfig
-    from affectreason.reason.explain import explain_cues, resolve_backend
+    from affectreason.models.causal_lm import ModelMissing
+    from affectreason.reason.explain import BackendSpec, explain_cues, load_reasoner
 
-    try:
-        backend = resolve_backend(backend, note=lambda line: err.print(f"[dim]{line}[/dim]"))
-    except ValueError as exc:
-        _fail(str(exc))
+    spec = BackendSpec(backend, model, adapter, endpoint, server_model, api_key, max_new_tokens)
     config = CueConfig(fps=fps, face_model=face_model, asr_model=asr_model, asr=not no_asr)
     if path.is_dir() or out is not None:
-        _batch(path, out, config, workers, backend=backend)
+        _batch(path, out, config, workers, backend=spec)
         return
+    try:
+        reasoner = load_reasoner(spec, note=lambda line: err.print(f"[dim]{line}[/dim]"))
+    except (ValueError, ModelMissing) as exc:
+        _fail(str(exc))
     _, cues = _one_clip_cues(path, config, transcript, subtitles, openface)
-    explanation = explain_cues(cues, backend)
+    try:
+        explanation = explain_cues(cues, reasoner)
+    except EndpointError as exc:
+        _fail(str(exc))
     if as_json:
         sys.stdout.write(json.dumps({"cues": cues.model_dump(mode="json"),
                                      "explanation": explanation.model_dump(mode="json")}, ensure_ascii=False) + "\n")
@@ -357,7 +368,7 @@ def explain_cmd(path: ClipPath, out: BatchOut = None,
         render_explanation(cues, explanation, Console())
 
 
-def _batch(path: Path, out: Path | None, config, workers: int, backend: str | None) -> None:
+def _batch(path: Path, out: Path | None, config, workers: int, backend) -> None:
     from rich.progress import Progress
 
     from affectreason.cues.pipeline import clips_in, extract_batch

@@ -50,3 +50,11 @@ def media(tmp_path_factory) -> dict[str, Path]:
     from tests.media_factory import build_media
 
     return build_media(tmp_path_factory.mktemp("media"))
+
+
+@pytest.fixture(scope="session")
+def tiny_qwen2(tmp_path_factory) -> Path:
+    """A random-init Qwen2 chat model with an offline-trained tokenizer (tests/tiny_models.py)."""
+    from tests.tiny_models import build_qwen2
+
+    return build_qwen2(tmp_path_factory.mktemp("models") / "qwen2")

@@ -55,6 +55,13 @@ def answer(prompt: str) -> str:
                      for side in ("Reference", "Predicted"))
         score = round(10 * len(ref & pred) / max(len(ref | pred), 1))
         return f"Grouped.\nScore: {score}"
+    if "Measured cues of clip" in prompt:
+        au = re.search(r"(AU\d\d) [a-z ]+ (\d\.\d)/5", prompt)
+        face = [{"modality": "face", "text": f"{au.group(1)} at {au.group(2)}/5", "start": 0.0, "end": 1.0,
+                 "cue_ref": au.group(1)}] if au else []
+        return json.dumps({"observations": face, "interpretation": "The face carries the signal.",
+                           "conclusion": "The person is happy.", "labels": ["Happy"], "valence": 0.6,
+                           "arousal": 0.2})
     if "Group these emotion labels" in prompt:
         labels = [w.strip() for w in prompt.split("Labels: ", 1)[1].split("\n", 1)[0].split(",")]
         groups: dict[str, list[str]] = {}

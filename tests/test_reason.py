@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from affectreason.reason.explain import explain_cues, resolve_backend
+from affectreason.reason.explain import BackendSpec, RulesReasoner, explain_cues, load_reasoner
 from affectreason.reason.grounding import ground
 from affectreason.reason.lexicon import cue_words, extract_labels, nuance
 from affectreason.reason.parse import guess_modality, parse_explanation
@@ -30,7 +30,7 @@ LOUD_FAST = Prosody(f0_mean_hz=230.0, f0_range_st=13.0, f0_slope_st_per_s=0.5, i
 
 def test_duchenne_smile_with_happy_words_is_joy_and_fully_grounded():
     cues = face_cues(SMILE, "I am so happy to see you", LOUD_FAST)
-    explanation = explain_cues(cues, "rules")
+    explanation = explain_cues(cues, RulesReasoner())
     assert explanation.labels == ["delighted"]
     assert explanation.valence > 0.5 and explanation.arousal > 0.5
     face = explanation.observations[0]
@@ -74,7 +74,7 @@ def test_text_only_rules():
 
 
 def test_no_cues_at_all_is_neutral_and_has_no_grounding_score():
-    explanation = explain_cues(Cues(clip_id="empty"), "rules")
+    explanation = explain_cues(Cues(clip_id="empty"))
     assert explanation.labels == ["neutral"] and explanation.observations == []
     assert explanation.grounding.score is None
 
@@ -147,6 +147,10 @@ def test_parse_keeps_modalities_and_bad_numbers_are_reported():
 
 def test_backends():
     notes = []
-    assert resolve_backend("auto", notes.append) == "rules" and "rules engine" in notes[0]
+    assert load_reasoner(BackendSpec("auto"), notes.append).name == "rules" and "rules engine" in notes[0]
     with pytest.raises(ValueError, match="unknown backend 'gpt'"):
-        resolve_backend("gpt")
+        load_reasoner(BackendSpec("gpt"))
+    with pytest.raises(ValueError, match="needs --model"):
+        load_reasoner(BackendSpec("hf"))
+    with pytest.raises(ValueError, match="needs --endpoint"):
+        load_reasoner(BackendSpec("openai"))

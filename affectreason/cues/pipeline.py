@@ -188,30 +188,34 @@ def done_ids(out: Path) -> set[str]:
 
 
 _worker: CueExtractor | None = None
-_backend: str | None = None
+_reasoner = None
 
 
-def _init_worker(config: dict, backend: str | None) -> None:
-    global _worker, _backend
-    _worker, _backend = CueExtractor(CueConfig(**config)), backend
+def _init_worker(config: dict, backend: dict | None) -> None:
+    global _worker, _reasoner
+    _worker = CueExtractor(CueConfig(**config))
+    if backend is not None:
+        from affectreason.reason.explain import BackendSpec, load_reasoner
+
+        _reasoner = load_reasoner(BackendSpec(**backend))
 
 
 def _extract_record(clip: dict) -> dict:
     try:
         cues = _worker.extract(Clip(**clip))
         record = {"clip": clip, "cues": cues.model_dump(mode="json")}
-        if _backend:
+        if _reasoner is not None:
             from affectreason.reason.explain import explain_cues
 
-            record["explanation"] = explain_cues(cues, _backend).model_dump(mode="json")
+            record["explanation"] = explain_cues(cues, _reasoner).model_dump(mode="json")
         return record
     except Exception as exc:  # a bad clip is recorded and the batch goes on
         return {"clip": clip, "error": f"{type(exc).__name__}: {exc}"}
 
 
 def extract_batch(clips: Iterable[Clip], out: str | Path, config: CueConfig | None = None, workers: int = 2,
-                  on_done: Callable[[dict], None] | None = None, backend: str | None = None) -> dict[str, int]:
-    """Extract cues (and explain them with ``backend``) for many clips into a JSONL file, resumable."""
+                  on_done: Callable[[dict], None] | None = None, backend=None) -> dict[str, int]:
+    """Extract cues (and explain them with ``backend``, a BackendSpec) for many clips into JSONL, resumable."""
     out = Path(out)
     out.parent.mkdir(parents=True, exist_ok=True)
     finished = done_ids(out)
@@ -222,7 +226,7 @@ def extract_batch(clips: Iterable[Clip], out: str | Path, config: CueConfig | No
     context = multiprocessing.get_context("spawn")
     with out.open("a", encoding="utf-8") as handle, ProcessPoolExecutor(
             max_workers=max(1, workers), mp_context=context, initializer=_init_worker,
-            initargs=(asdict(config or CueConfig()), backend)) as pool:
+            initargs=(asdict(config or CueConfig()), asdict(backend) if backend else None)) as pool:
         futures = {pool.submit(_extract_record, clip.model_dump()): clip for clip in todo}
         for future in as_completed(futures):
             try:

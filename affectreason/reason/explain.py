@@ -1,35 +1,90 @@
 """Explain a clip: cues -> a reasoning backend -> a grounded ``Explanation``.
 
-Backends available in this release: ``rules`` (no weights) and ``auto``, which picks a configured
-model backend when one is given and can be loaded, and otherwise says so in one line and uses ``rules``.
-The grounding check runs on every explanation, whatever produced it.
+Backends: ``rules`` (no weights), ``hf`` (a local chat LM over textualized cues, optional LoRA
+adapter), ``openai`` (any OpenAI-compatible server, JSON-schema constrained), and ``auto``: ``hf``
+when a model is given and loads, ``openai`` when an endpoint is given, else ``rules``, saying which
+in one line. The grounding check runs on every explanation, whatever produced it.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Protocol
 
 from affectreason.reason.grounding import ground
 from affectreason.reason.rules import explain_rules
 from affectreason.schema import Cues, Explanation
 
-BACKENDS = ("auto", "rules")
+BACKENDS = ("auto", "rules", "hf", "openai")
 
 
-def resolve_backend(backend: str, note: Callable[[str], None] | None = None) -> str:
-    """The backend that will run; ``auto`` falls back to ``rules`` (no model backend is configured)."""
-    if backend not in BACKENDS:
-        raise ValueError(f"unknown backend {backend!r}; choose one of {', '.join(BACKENDS)}")
-    if backend == "auto":
-        if note:
-            note("auto: no model is configured, using the rules engine (cue-grounded, no weights)")
-        return "rules"
-    return backend
+class Reasoner(Protocol):
+    """Anything that turns cues into an explanation."""
+
+    name: str
+
+    def explain(self, cues: Cues) -> Explanation:
+        """One explanation (ungrounded)."""
+        ...
 
 
-def explain_cues(cues: Cues, backend: str = "rules") -> Explanation:
-    """An explanation of precomputed cues, with its grounding check."""
-    if resolve_backend(backend) == "rules":
-        explanation = explain_rules(cues)
+class RulesReasoner:
+    """The cue-grounded rules engine."""
+
+    name = "rules"
+
+    def explain(self, cues: Cues) -> Explanation:
+        """Rules explanation."""
+        return explain_rules(cues)
+
+
+@dataclass
+class BackendSpec:
+    """Which backend to run and with what (picklable, so batch workers can load their own)."""
+
+    name: str = "auto"
+    model: str | None = None
+    adapter: str | None = None
+    endpoint: str | None = None
+    server_model: str | None = None
+    api_key: str | None = None
+    max_new_tokens: int = 384
+
+
+def load_reasoner(spec: BackendSpec, note: Callable[[str], None] | None = None) -> Reasoner:
+    """The reasoner a spec asks for; ``auto`` falls back to ``rules`` with a one-line note."""
+    say = note or (lambda line: None)
+    if spec.name not in BACKENDS:
+        raise ValueError(f"unknown backend {spec.name!r}; choose one of {', '.join(BACKENDS)}")
+    if spec.name == "rules":
+        return RulesReasoner()
+    if spec.name == "hf" or (spec.name == "auto" and spec.model):
+        from affectreason.models.causal_lm import ModelMissing
+        from affectreason.reason.llm import HFReasoner
+
+        if not spec.model:
+            raise ValueError("--backend hf needs --model (a local chat model folder)")
+        try:
+            return HFReasoner(spec.model, spec.adapter, spec.max_new_tokens)
+        except ModelMissing as exc:
+            if spec.name == "hf":
+                raise
+            say(f"auto: {exc}; using the rules engine instead")
+            return RulesReasoner()
+    if spec.name == "openai" or (spec.name == "auto" and spec.endpoint):
+        from affectreason.reason.llm import OpenAIReasoner
+        from affectreason.serve.client import ChatClient
+
+        if not spec.endpoint or not spec.server_model:
+            raise ValueError("--backend openai needs --endpoint URL and --server-model NAME")
+        return OpenAIReasoner(ChatClient(spec.endpoint, spec.server_model, api_key=spec.api_key))
+    say("auto: no model is configured, using the rules engine (cue-grounded, no weights)")
+    return RulesReasoner()
+
+
+def explain_cues(cues: Cues, reasoner: Reasoner | None = None) -> Explanation:
+    """An explanation of precomputed cues (rules by default), with its grounding check."""
+    explanation = (reasoner or RulesReasoner()).explain(cues)
     explanation.grounding = ground(explanation.observations, cues)
     return explanation

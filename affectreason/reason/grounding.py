@@ -19,8 +19,8 @@ import re
 from affectreason.schema import Clue, Cues, Grounding, GroundingCheck
 
 AU_MENTION = re.compile(r"\b(?:(no|absent|without|strong|intense|pronounced|marked|slight|subtle|weak|faint)\s+)?"
-                        r"AU\s?(\d{1,2})\b(?:\s*\([^)]*\))?(?:\s+(?:at|peaks at|of|=|:|reaching)\s*"
-                        r"(\d+(?:\.\d+)?)\s*(?:/\s*5)?)?", re.IGNORECASE)
+                        r"AU\s?(\d{1,2})\b(?:\s*\([^)]*\))?(?:(?:\s+[a-z]+){0,3}?\s+(?:at|peaks at|of|=|:|reaching)"
+                        r"\s*(\d+(?:\.\d+)?)\s*(?:/\s*5)?)?", re.IGNORECASE)
 SCALES = {
     "pitch level": ("low pitch", "mid pitch", "high pitch"),
     "loudness": ("quiet", "moderately loud", "loud"),

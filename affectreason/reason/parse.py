@@ -1,6 +1,7 @@
 """Model text -> ``Explanation``, whatever shape the model answered in.
 
-Tried in order: a JSON object (the schema the prompts ask for); ``<think>...</think><answer>...</answer>``;
+Tried in order: a JSON object (the schema the prompts ask for), or what can be salvaged from one that
+was cut off; ``<think>...</think><answer>...</answer>``;
 the three-section text format (``Key observations:`` / ``Interpretation:`` / ``Conclusion:`` /
 ``Labels:``); free text, from which emotion labels are extracted with the lexicon (or a given
 vocabulary, e.g. the emotion wheel's word forms). Parsing never raises: ``parse_status`` says ok /
@@ -63,6 +64,24 @@ def _from_json(text: str) -> dict | None:
     return data if isinstance(data, dict) else None
 
 
+SALVAGE_CLUE = re.compile(r'"modality"\s*:\s*"(\w+)"\s*,\s*"text"\s*:\s*"((?:[^"\\]|\\.)*)"')
+SALVAGE_FIELD = re.compile(r'"(interpretation|conclusion)"\s*:\s*"((?:[^"\\]|\\.)*)"')
+SALVAGE_LABELS = re.compile(r'"(?:labels|emotions)"\s*:\s*\[([^\]]*)\]')
+
+
+def _salvage_json(text: str) -> dict | None:
+    """Fields of a JSON answer that was cut off or malformed (small models often loop until max tokens)."""
+    clues = [{"modality": m if m in ("face", "voice", "text", "scene", "multimodal") else guess_modality(t),
+              "text": t.replace('\\"', '"')} for m, t in SALVAGE_CLUE.findall(text)]
+    fields = dict(SALVAGE_FIELD.findall(text))
+    labels = SALVAGE_LABELS.search(text)
+    if not clues and not fields and not labels:
+        return None
+    return {"observations": _clues(clues), "interpretation": fields.get("interpretation", ""),
+            "conclusion": fields.get("conclusion", ""),
+            "labels": _labels_from(re.findall(r'"([^"]+)"', labels.group(1))) if labels else []}
+
+
 def _sections(text: str) -> dict[str, str]:
     marks = list(SECTION.finditer(text))
     out = {}
@@ -94,6 +113,11 @@ def parse_explanation(text: str, vocabulary: set[str] | None = None, **meta) -> 
         except (ValidationError, TypeError, AttributeError) as exc:
             errors.append(f"JSON object found but not in the Explanation schema: {str(exc)[:160]}")
             fields = {}
+    if not fields and text.lstrip().startswith(("{", "```")):
+        salvaged = _salvage_json(text)
+        if salvaged is not None:
+            fields = salvaged
+            errors.append("JSON answer cut off or malformed: fields salvaged")
     if not fields:
         think, answer = THINK.search(text), ANSWER.search(text)
         body = text

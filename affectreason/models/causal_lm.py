@@ -1,0 +1,64 @@
+"""A chat causal LM from transformers, optionally with a LoRA adapter (peft), for local generation.
+
+The model is configuration: a local folder (or a model id already in the local Hugging Face cache;
+nothing is downloaded). Generation is greedy by default, so an explanation is reproducible.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+
+class ModelMissing(FileNotFoundError):
+    """The model or adapter cannot be loaded; the message says how to provide it."""
+
+
+@dataclass
+class ChatLM:
+    """Tokenizer + model (+ adapter), loaded once, generating replies to chat messages."""
+
+    model: str
+    adapter: str | None = None
+    max_new_tokens: int = 384
+    dtype: str = "float32"
+    name: str = field(init=False)
+
+    def __post_init__(self) -> None:
+        import torch
+        from transformers import AutoModelForCausalLM, AutoTokenizer
+
+        self.name = Path(self.model).name if Path(self.model).exists() else self.model
+        try:
+            self.tokenizer = AutoTokenizer.from_pretrained(self.model, local_files_only=True)
+            self.lm = AutoModelForCausalLM.from_pretrained(self.model, local_files_only=True,
+                                                           dtype=getattr(torch, self.dtype))
+        except (OSError, ValueError) as exc:
+            raise ModelMissing(
+                f"cannot load the language model {self.model!r} ({str(exc).splitlines()[0][:200]}); give a local "
+                "model folder (config.json + weights + tokenizer) with --model; nothing is downloaded"
+            ) from None
+        if not self.tokenizer.chat_template:
+            raise ModelMissing(f"{self.model}: the tokenizer has no chat template; use a chat/instruct model")
+        if self.adapter:
+            try:
+                from peft import PeftModel
+            except ImportError:
+                raise ModelMissing("LoRA adapters need peft: `pip install 'affectreason[train]'`") from None
+            if not (Path(self.adapter) / "adapter_config.json").is_file():
+                raise ModelMissing(f"{self.adapter} is not a peft adapter folder (no adapter_config.json)")
+            self.lm = PeftModel.from_pretrained(self.lm, self.adapter)
+            self.name += f"+{Path(self.adapter).name}"
+        self.lm.eval()
+
+    def generate(self, messages: list[dict[str, str]], max_new_tokens: int | None = None) -> str:
+        """The reply to ``messages`` (greedy decoding)."""
+        import torch
+
+        inputs = self.tokenizer.apply_chat_template(messages, add_generation_prompt=True, return_dict=True,
+                                                    return_tensors="pt")
+        with torch.inference_mode():
+            output = self.lm.generate(**inputs, max_new_tokens=max_new_tokens or self.max_new_tokens,
+                                      do_sample=False, pad_token_id=self.tokenizer.pad_token_id
+                                      or self.tokenizer.eos_token_id)
+        return self.tokenizer.decode(output[0][inputs["input_ids"].shape[1]:], skip_special_tokens=True)

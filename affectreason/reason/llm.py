@@ -1,0 +1,59 @@
+"""LLM reasoning backends over textualized cues: a local transformers model (``hf``) or any
+OpenAI-compatible server (``openai``, e.g. a vLLM server) with JSON-schema constrained output.
+
+Both render the ``reason/explain`` prompt with the cue block, and parse whatever comes back with
+``parse_explanation``; a garbled answer becomes an Explanation with ``parse_status`` failed, never
+an exception.
+"""
+
+from __future__ import annotations
+
+import json
+from functools import cache
+
+from affectreason.cues.textualize import textualize
+from affectreason.reason.parse import parse_explanation
+from affectreason.reason.prompts import load_prompt, prompts_dir
+from affectreason.schema import Cues, Explanation
+
+
+@cache
+def explanation_schema() -> dict:
+    """The JSON schema the models are asked to answer in (``prompts/reason/explanation.schema.json``)."""
+    return json.loads((prompts_dir() / "reason" / "explanation.schema.json").read_text(encoding="utf-8"))
+
+
+def build_messages(cues: Cues, max_cue_tokens: int = 400) -> list[dict[str, str]]:
+    """The chat messages asking for an explanation of ``cues``."""
+    return load_prompt("reason/explain").render(clip_id=cues.clip_id, cues=textualize(cues, max_cue_tokens))
+
+
+class HFReasoner:
+    """A local chat LM (+ optional LoRA adapter) reasoning over textualized cues."""
+
+    def __init__(self, model: str, adapter: str | None = None, max_new_tokens: int = 384):
+        from affectreason.models.causal_lm import ChatLM
+
+        self.lm = ChatLM(model, adapter, max_new_tokens)
+        self.name = "hf"
+
+    def explain(self, cues: Cues) -> Explanation:
+        """Generate and parse one explanation."""
+        text = self.lm.generate(build_messages(cues))
+        return parse_explanation(text, clip_id=cues.clip_id, backend=self.name, model=self.lm.name)
+
+
+class OpenAIReasoner:
+    """An OpenAI-compatible chat endpoint, asked for JSON that follows the Explanation schema."""
+
+    def __init__(self, client, max_tokens: int = 768):
+        self.client = client
+        self.max_tokens = max_tokens
+        self.name = "openai"
+
+    def explain(self, cues: Cues) -> Explanation:
+        """Request (schema-constrained), then parse one explanation."""
+        schema = {"type": "json_schema", "json_schema": {"name": "explanation", "schema": explanation_schema()}}
+        text = self.client.complete(build_messages(cues), temperature=0.0, max_tokens=self.max_tokens,
+                                    response_format=schema, use_cache=False)
+        return parse_explanation(text, clip_id=cues.clip_id, backend=self.name, model=self.client.model)

@@ -1,0 +1,93 @@
+"""The hf backend (tiny random Qwen2, with and without a LoRA adapter) and the openai backend
+(against a real OpenAI-compatible HTTP server on 127.0.0.1)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from affectreason.cli import app
+from affectreason.models.causal_lm import ChatLM, ModelMissing
+from affectreason.reason.explain import BackendSpec, explain_cues, load_reasoner
+from affectreason.reason.llm import build_messages, explanation_schema
+from affectreason.schema import AUEvent, Cues, FaceFrame, Transcript
+from tests.judge_server import JudgeServer
+
+pytestmark = pytest.mark.integration
+EXAMPLE = Path(__file__).resolve().parents[1] / "examples" / "happy_astronaut.mp4"
+CUES = Cues(clip_id="c1", duration_s=2.0, frames=[FaceFrame(t=0.4, faces=1, aus={"AU12": 4.2, "AU06": 2.5})],
+            apex_t=0.4, au_events=[AUEvent(au="AU12", onset=0.2, apex=0.4, offset=1.2, peak=4.2)],
+            transcript=Transcript(text="so glad you came", source="given"))
+
+
+@pytest.fixture(scope="module")
+def adapter(tiny_qwen2, tmp_path_factory) -> Path:
+    """A LoRA adapter on the tiny model with non-zero weights, so it changes the outputs."""
+    from peft import LoraConfig, get_peft_model
+    from transformers import AutoModelForCausalLM
+
+    model = AutoModelForCausalLM.from_pretrained(tiny_qwen2)
+    peft_model = get_peft_model(model, LoraConfig(r=4, lora_alpha=16, target_modules=["q_proj", "v_proj"],
+                                                  init_lora_weights=False))
+    folder = tmp_path_factory.mktemp("adapters") / "lora"
+    peft_model.save_pretrained(folder)
+    return folder
+
+
+def test_prompt_carries_the_cues_and_schema():
+    messages = build_messages(CUES)
+    assert messages[0]["role"] == "system" and "AU12 lip corner puller 4.2/5" in messages[-1]["content"]
+    assert '"so glad you came"' in messages[-1]["content"]
+    assert explanation_schema()["required"] == ["observations", "interpretation", "conclusion", "labels"]
+
+
+def test_hf_backend_with_random_model_reports_failure_not_crash(tiny_qwen2):
+    reasoner = load_reasoner(BackendSpec("hf", model=str(tiny_qwen2), max_new_tokens=16))
+    explanation = explain_cues(CUES, reasoner)
+    assert explanation.backend == "hf" and explanation.model == "qwen2"
+    assert explanation.parse_status == "failed" and "no emotion label found" in explanation.parse_errors
+    assert explanation.raw_text is not None
+
+
+def test_lora_adapter_is_loaded_and_changes_the_model(tiny_qwen2, adapter):
+    import torch
+
+    base, tuned = ChatLM(str(tiny_qwen2)), ChatLM(str(tiny_qwen2), str(adapter))
+    assert tuned.name == "qwen2+lora" and type(tuned.lm).__name__.startswith("Peft")
+    ids = base.tokenizer("The face shows AU12", return_tensors="pt")
+    with torch.inference_mode():
+        assert not torch.allclose(base.lm(**ids).logits, tuned.lm(**ids).logits)
+
+
+def test_missing_model_and_adapter_are_clear_errors(tiny_qwen2, tmp_path):
+    with pytest.raises(ModelMissing, match="nothing is downloaded"):
+        ChatLM(str(tmp_path / "nope"))
+    with pytest.raises(ModelMissing, match="not a peft adapter folder"):
+        ChatLM(str(tiny_qwen2), str(tmp_path))
+    notes = []
+    reasoner = load_reasoner(BackendSpec("auto", model=str(tmp_path / "nope")), notes.append)
+    assert reasoner.name == "rules" and "using the rules engine instead" in notes[0]
+
+
+def test_cli_hf_backend_end_to_end(tiny_qwen2, adapter):
+    out = CliRunner().invoke(app, ["explain", str(EXAMPLE), "--backend", "hf", "--model", str(tiny_qwen2),
+                                   "--adapter", str(adapter), "--max-new-tokens", "12", "--json"])
+    assert out.exit_code == 0, out.output
+    explanation = json.loads(out.stdout)["explanation"]
+    assert explanation["model"] == "qwen2+lora" and explanation["parse_status"] == "failed"
+
+
+def test_openai_backend_sends_the_schema_and_is_grounded():
+    with JudgeServer() as server:
+        reasoner = load_reasoner(BackendSpec("openai", endpoint=server.url, server_model="served"))
+        explanation = explain_cues(CUES, reasoner)
+        request = server.state.requests[-1]
+    assert request["response_format"]["type"] == "json_schema"
+    assert request["response_format"]["json_schema"]["schema"] == explanation_schema()
+    assert request["temperature"] == 0.0
+    assert explanation.labels == ["happy"] and explanation.parse_status == "ok"
+    assert explanation.backend == "openai" and explanation.model == "served"
+    assert explanation.grounding.score == 1.0  # "AU12 at 4.2/5" matches the cues

@@ -1,0 +1,64 @@
+"""Tiny random-init models of real architectures, built offline for tests (no downloads).
+
+    python tests/tiny_models.py OUT_DIR     # writes OUT_DIR/qwen2 (a chat causal LM + tokenizer)
+
+The tokenizer is a byte-level BPE trained here on a few hundred sentences, with a ChatML chat
+template, saved as a ``PreTrainedTokenizerFast`` so every loader reads it back identically.
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+CHATML = ("{% for message in messages %}<|im_start|>{{ message['role'] }}\n{{ message['content'] }}<|im_end|>\n"
+          "{% endfor %}{% if add_generation_prompt %}<|im_start|>assistant\n{% endif %}")
+CORPUS = [
+    "The face shows AU12 lip corner puller and AU06 cheek raiser: a smile.",
+    "The voice is loud and fast with a high, rising pitch.",
+    "She says she is happy to see you again today.",
+    "Key observations, interpretation, conclusion, labels: happy, sad, angry, surprised, neutral.",
+    '{"observations": [{"modality": "face", "text": "smile"}], "labels": ["happy"]}',
+] * 40
+
+
+def build_tokenizer(folder: Path):
+    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
+    from transformers import PreTrainedTokenizerFast
+
+    tokenizer = Tokenizer(models.BPE(unk_token=None))
+    tokenizer.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
+    tokenizer.decoder = decoders.ByteLevel()
+    specials = ["<|endoftext|>", "<|im_start|>", "<|im_end|>"]
+    trainer = trainers.BpeTrainer(vocab_size=600, special_tokens=specials,
+                                  initial_alphabet=pre_tokenizers.ByteLevel.alphabet())
+    tokenizer.train_from_iterator(CORPUS, trainer)
+    fast = PreTrainedTokenizerFast(tokenizer_object=tokenizer, eos_token="<|im_end|>", pad_token="<|endoftext|>",
+                                   bos_token=None)
+    fast.chat_template = CHATML
+    fast.save_pretrained(folder)
+    return fast
+
+
+def build_qwen2(folder: Path, hidden: int = 64, layers: int = 2, seed: int = 0) -> Path:
+    """A random-init Qwen2ForCausalLM with the tiny tokenizer, saved to ``folder``."""
+    import torch
+    from transformers import Qwen2Config, Qwen2ForCausalLM
+
+    folder.mkdir(parents=True, exist_ok=True)
+    tokenizer = build_tokenizer(folder)
+    torch.manual_seed(seed)
+    config = Qwen2Config(vocab_size=len(tokenizer), hidden_size=hidden, intermediate_size=hidden * 2,
+                         num_hidden_layers=layers, num_attention_heads=4, num_key_value_heads=2,
+                         max_position_embeddings=4096, eos_token_id=tokenizer.eos_token_id,
+                         pad_token_id=tokenizer.pad_token_id, tie_word_embeddings=True)
+    model = Qwen2ForCausalLM(config)
+    model.generation_config.eos_token_id = tokenizer.eos_token_id
+    model.generation_config.pad_token_id = tokenizer.pad_token_id
+    model.save_pretrained(folder)
+    return folder
+
+
+if __name__ == "__main__":
+    out = Path(sys.argv[1] if len(sys.argv) > 1 else "tiny-models")
+    print(build_qwen2(out / "qwen2"))
