@@ -274,6 +274,7 @@ AsrModel = Annotated[str | None, typer.Option("--asr-model", help="faster-whispe
 NoAsr = Annotated[bool, typer.Option("--no-asr", help="skip speech recognition")]
 TranscriptOpt = Annotated[str | None, typer.Option("--transcript", help="what is said (skips ASR)")]
 SubtitlesOpt = Annotated[Path | None, typer.Option("--subtitles", help=".srt/.vtt/.txt (skips ASR)")]
+EgemapsOpt = Annotated[bool, typer.Option("--egemaps", help="add openSMILE eGeMAPSv02 functionals")]
 OpenFaceOpt = Annotated[Path | None, typer.Option("--openface", help="OpenFace 2.0 CSV: AUs instead of MediaPipe")]
 BatchOut = Annotated[Path | None, typer.Option("--out", help="JSONL output for a folder (resumable)")]
 ClipPath = Annotated[Path, typer.Argument(help="a clip (video, image or audio file) or a folder of clips")]
@@ -302,14 +303,14 @@ def cues_cmd(path: ClipPath, out: BatchOut = None,
              plot: Annotated[Path | None, typer.Option("--plot", help="write a PNG of the cues of one clip")] = None,
              fps: FpsOpt = 5.0, workers: WorkersOpt = 2, face_model: FaceModel = None, asr_model: AsrModel = None,
              no_asr: NoAsr = False, transcript: TranscriptOpt = None, subtitles: SubtitlesOpt = None,
-             openface: OpenFaceOpt = None) -> None:
+             openface: OpenFaceOpt = None, with_egemaps: EgemapsOpt = False) -> None:
     """Extract facial AUs, prosody and a transcript from a clip (or every clip of a folder).
 
     One clip prints the textualized cue block (or --json); a folder writes one JSONL line per clip.
     """
     from affectreason.cues.pipeline import CueConfig
 
-    config = CueConfig(fps=fps, face_model=face_model, asr_model=asr_model, asr=not no_asr)
+    config = CueConfig(fps=fps, face_model=face_model, asr_model=asr_model, asr=not no_asr, egemaps=with_egemaps)
     if path.is_dir() or out is not None:
         _batch(path, out, config, workers, backend=None)
         return

@@ -99,6 +99,7 @@ class Prosody(Contract):
     shimmer_local: float | None = None
     hnr_db: float | None = None
     descriptors: list[str] = Field(default_factory=list, description='e.g. "high, rising pitch"')
+    egemaps: dict[str, float] | None = Field(default=None, description="openSMILE eGeMAPSv02 functionals (88)")
 
 
 class Word(Contract):

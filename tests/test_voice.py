@@ -165,3 +165,15 @@ def test_syllable_nuclei_needs_a_dip_and_loudness():
     contour = np.array([40, 60, 70, 69, 70.5, 60, 40, 30, 40, 44, 40, 30], dtype=float)
     # 70.5 stands only 1 dB above the 69 dip; 44 is more than 25 dB below the loudest frame
     assert syllable_nuclei(contour, np.ones(len(contour), dtype=bool)).tolist() == [2]
+
+
+def test_egemaps_functionals(media):
+    from affectreason.cues.voice import egemaps
+    from affectreason.media import read_audio
+
+    low, _ = read_audio(media["pitch_20"])
+    high, _ = read_audio(media["pitch_85"])
+    a, b = egemaps(low), egemaps(high)
+    assert len(a) == 88
+    key = "F0semitoneFrom27.5Hz_sma3nz_amean"
+    assert a[key] < b[key]  # the same ordering Praat measures

@@ -19,7 +19,7 @@ from pathlib import Path
 
 from affectreason.cues.face import FaceExtractor, apex_time, au_events, read_openface_csv
 from affectreason.cues.speech import SpeechRecognizer, read_subtitles
-from affectreason.cues.voice import PITCH_CEILING, PITCH_FLOOR, SilentAudio, prosody
+from affectreason.cues.voice import PITCH_CEILING, PITCH_FLOOR, SilentAudio, egemaps, prosody
 from affectreason.media import (
     AUDIO_SUFFIXES,
     DEFAULT_MAX_DURATION_S,
@@ -59,6 +59,8 @@ class CueConfig:
     """ASR language code (None: detect; tiny.en is English only)"""
     max_faces: int = 3
     max_duration_s: float = DEFAULT_MAX_DURATION_S
+    egemaps: bool = False
+    """add the openSMILE eGeMAPSv02 functionals to the prosody"""
 
 
 class CueExtractor:
@@ -94,6 +96,10 @@ class CueExtractor:
                 cues.duration_s = round(audio.duration_s, 3)
             try:
                 cues.prosody = prosody(audio)
+                if cfg.egemaps:
+                    cues.prosody.egemaps = egemaps(audio)
+                    cues.provenance.append(Provenance(extractor="opensmile eGeMAPSv02", version=_version("opensmile"),
+                                                      settings={"feature_level": "functionals"}))
                 cues.provenance.append(Provenance(
                     extractor="praat (parselmouth)", version=_version("praat-parselmouth"),
                     settings={"pitch_floor_hz": PITCH_FLOOR, "pitch_ceiling_hz": PITCH_CEILING}))
@@ -144,7 +150,7 @@ class CueExtractor:
         recognizer = self._recognizer()
         transcript = recognizer.transcribe(audio)
         cues.provenance.append(Provenance(extractor="faster-whisper", version=_version("faster-whisper"),
-                                          settings={"model": Path(recognizer.model_path).name, "vad": True,
+                                          settings={"model": "/".join(Path(recognizer.model_path).parts[-2:]), "vad": True,
                                                     "beam_size": recognizer.beam_size}))
         if not transcript.words:
             cues.warnings.append("no speech recognised")

@@ -6,7 +6,8 @@ floor a low voice, espeak-ng -p 20, measured 136 Hz instead of 85 Hz); semitones
 level); speech rate counts syllable nuclei (intensity peaks that stand >= 2 dB above the preceding
 dip, are within 25 dB of the loudest frame and are voiced — the de Jong & Wempe 2009 method) per
 second of speech between the first and last sound; pauses are silent stretches >= 0.25 s.
-Descriptors compare each figure with speaker-independent reference ranges (``REFERENCE``).
+Descriptors compare each figure with speaker-independent reference ranges (``REFERENCE``). Optionally,
+the openSMILE eGeMAPSv02 functionals are added (``egemaps``).
 """
 
 from __future__ import annotations
@@ -143,3 +144,15 @@ def prosody(audio: Audio) -> Prosody:
         p.hnr_db = round(float(hnr), 2) if np.isfinite(hnr) else None
     p.descriptors = describe(p)
     return p
+
+
+def egemaps(audio: Audio) -> dict[str, float]:
+    """The 88 eGeMAPSv02 functionals of openSMILE (Eyben et al. 2016), the standard affective voice set."""
+    try:
+        import opensmile
+    except ImportError:
+        raise RuntimeError("eGeMAPS needs openSMILE: `pip install opensmile`") from None
+    smile = opensmile.Smile(feature_set=opensmile.FeatureSet.eGeMAPSv02,
+                            feature_level=opensmile.FeatureLevel.Functionals)
+    row = smile.process_signal(audio.samples, audio.rate).iloc[0]
+    return {name: round(float(value), 6) for name, value in row.items()}
