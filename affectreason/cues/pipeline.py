@@ -149,9 +149,9 @@ class CueExtractor:
             return None
         recognizer = self._recognizer()
         transcript = recognizer.transcribe(audio)
+        model = "/".join(Path(recognizer.model_path).parts[-2:])
         cues.provenance.append(Provenance(extractor="faster-whisper", version=_version("faster-whisper"),
-                                          settings={"model": "/".join(Path(recognizer.model_path).parts[-2:]), "vad": True,
-                                                    "beam_size": recognizer.beam_size}))
+                                          settings={"model": model, "vad": True, "beam_size": recognizer.beam_size}))
         if not transcript.words:
             cues.warnings.append("no speech recognised")
         return transcript
