@@ -355,9 +355,9 @@ def explain_cmd(path: ClipPath, out: BatchOut = None,
         reasoner = load_reasoner(spec, note=lambda line: err.print(f"[dim]{line}[/dim]"))
     except (ValueError, ModelMissing) as exc:
         _fail(str(exc))
-    _, cues = _one_clip_cues(path, config, transcript, subtitles, openface)
+    clip, cues = _one_clip_cues(path, config, transcript, subtitles, openface)
     try:
-        explanation = explain_cues(cues, reasoner)
+        explanation = explain_cues(cues, reasoner, clip)
     except EndpointError as exc:
         _fail(str(exc))
     if as_json:

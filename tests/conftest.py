@@ -58,3 +58,11 @@ def tiny_qwen2(tmp_path_factory) -> Path:
     from tests.tiny_models import build_qwen2
 
     return build_qwen2(tmp_path_factory.mktemp("models") / "qwen2")
+
+
+@pytest.fixture(scope="session")
+def tiny_qwen2_5_vl(tmp_path_factory) -> Path:
+    """A random-init Qwen2.5-VL with a PIL image processor (tests/tiny_models.py)."""
+    from tests.tiny_models import build_qwen2_5_vl
+
+    return build_qwen2_5_vl(tmp_path_factory.mktemp("models") / "qwen2_5_vl")

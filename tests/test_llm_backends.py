@@ -91,3 +91,35 @@ def test_openai_backend_sends_the_schema_and_is_grounded():
     assert explanation.labels == ["happy"] and explanation.parse_status == "ok"
     assert explanation.backend == "openai" and explanation.model == "served"
     assert explanation.grounding.score == 1.0  # "AU12 at 4.2/5" matches the cues
+
+
+def test_native_vl_mode_sees_the_example_clip_frames(tiny_qwen2_5_vl):
+    from affectreason.cues.pipeline import CueExtractor
+    from affectreason.models.native_vl import is_native_vl
+    from affectreason.reason.llm import key_frames
+    from affectreason.schema import Clip
+
+    assert is_native_vl(str(tiny_qwen2_5_vl)) and not is_native_vl(str(EXAMPLE.parent))
+    clip = Clip(path=str(EXAMPLE), id="example")
+    cues = CueExtractor().extract(clip)
+    frames = key_frames(clip, cues, 4)
+    assert len(frames) == 4 and frames[0].shape[2] == 3
+    reasoner = load_reasoner(BackendSpec("hf", model=str(tiny_qwen2_5_vl), max_new_tokens=8))
+    assert reasoner.name == "hf-native"
+    explanation = explain_cues(cues, reasoner, clip)
+    assert explanation.backend == "hf-native" and explanation.parse_status == "failed"
+    without = explain_cues(cues, reasoner)
+    assert "no clip given" in without.parse_errors[-1]
+    # the frames really reach the model: one <|image_pad|> per merged patch, and they change the logits
+    import torch
+
+    from affectreason.reason.llm import build_messages
+
+    lm = reasoner.lm
+    with_frames, text_only = lm.inputs(build_messages(cues), frames), lm.inputs(build_messages(cues), [])
+    pads = int((with_frames["input_ids"] == lm.image_token_id).sum())
+    assert pads == int(with_frames["image_grid_thw"].prod(dim=1).sum()) // 4 > 0
+    with torch.inference_mode():
+        last_with = lm.lm(**with_frames).logits[0, -1]
+        last_without = lm.lm(**text_only).logits[0, -1]
+    assert not torch.allclose(last_with, last_without)

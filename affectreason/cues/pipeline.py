@@ -213,7 +213,7 @@ def _extract_record(clip: dict) -> dict:
         if _reasoner is not None:
             from affectreason.reason.explain import explain_cues
 
-            record["explanation"] = explain_cues(cues, _reasoner).model_dump(mode="json")
+            record["explanation"] = explain_cues(cues, _reasoner, Clip(**clip)).model_dump(mode="json")
         return record
     except Exception as exc:  # a bad clip is recorded and the batch goes on
         return {"clip": clip, "error": f"{type(exc).__name__}: {exc}"}

@@ -1,9 +1,10 @@
 """Explain a clip: cues -> a reasoning backend -> a grounded ``Explanation``.
 
 Backends: ``rules`` (no weights), ``hf`` (a local chat LM over textualized cues, optional LoRA
-adapter), ``openai`` (any OpenAI-compatible server, JSON-schema constrained), and ``auto``: ``hf``
-when a model is given and loads, ``openai`` when an endpoint is given, else ``rules``, saying which
-in one line. The grounding check runs on every explanation, whatever produced it.
+adapter; a Qwen2-VL / Qwen2.5-VL folder runs in native mode and also sees key frames), ``openai``
+(any OpenAI-compatible server, JSON-schema constrained), and ``auto``: ``hf`` when a model is given
+and loads, ``openai`` when an endpoint is given, else ``rules``, saying which in one line.
+The grounding check runs on every explanation, whatever produced it.
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ from typing import Protocol
 
 from affectreason.reason.grounding import ground
 from affectreason.reason.rules import explain_rules
-from affectreason.schema import Cues, Explanation
+from affectreason.schema import Clip, Cues, Explanation
 
 BACKENDS = ("auto", "rules", "hf", "openai")
 
@@ -24,8 +25,8 @@ class Reasoner(Protocol):
 
     name: str
 
-    def explain(self, cues: Cues) -> Explanation:
-        """One explanation (ungrounded)."""
+    def explain(self, cues: Cues, clip: Clip | None = None) -> Explanation:
+        """One explanation (ungrounded); ``clip`` lets multimodal models see the media."""
         ...
 
 
@@ -34,7 +35,7 @@ class RulesReasoner:
 
     name = "rules"
 
-    def explain(self, cues: Cues) -> Explanation:
+    def explain(self, cues: Cues, clip: Clip | None = None) -> Explanation:
         """Rules explanation."""
         return explain_rules(cues)
 
@@ -61,11 +62,14 @@ def load_reasoner(spec: BackendSpec, note: Callable[[str], None] | None = None) 
         return RulesReasoner()
     if spec.name == "hf" or (spec.name == "auto" and spec.model):
         from affectreason.models.causal_lm import ModelMissing
-        from affectreason.reason.llm import HFReasoner
+        from affectreason.models.native_vl import is_native_vl
+        from affectreason.reason.llm import HFReasoner, NativeVLReasoner
 
         if not spec.model:
             raise ValueError("--backend hf needs --model (a local chat model folder)")
         try:
+            if is_native_vl(spec.model):
+                return NativeVLReasoner(spec.model, spec.adapter, spec.max_new_tokens)
             return HFReasoner(spec.model, spec.adapter, spec.max_new_tokens)
         except ModelMissing as exc:
             if spec.name == "hf":
@@ -83,8 +87,8 @@ def load_reasoner(spec: BackendSpec, note: Callable[[str], None] | None = None) 
     return RulesReasoner()
 
 
-def explain_cues(cues: Cues, reasoner: Reasoner | None = None) -> Explanation:
+def explain_cues(cues: Cues, reasoner: Reasoner | None = None, clip: Clip | None = None) -> Explanation:
     """An explanation of precomputed cues (rules by default), with its grounding check."""
-    explanation = (reasoner or RulesReasoner()).explain(cues)
+    explanation = (reasoner or RulesReasoner()).explain(cues, clip)
     explanation.grounding = ground(explanation.observations, cues)
     return explanation

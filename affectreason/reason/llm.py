@@ -11,10 +11,12 @@ from __future__ import annotations
 import json
 from functools import cache
 
+import numpy as np
+
 from affectreason.cues.textualize import textualize
 from affectreason.reason.parse import parse_explanation
 from affectreason.reason.prompts import load_prompt, prompts_dir
-from affectreason.schema import Cues, Explanation
+from affectreason.schema import Clip, Cues, Explanation
 
 
 @cache
@@ -37,10 +39,46 @@ class HFReasoner:
         self.lm = ChatLM(model, adapter, max_new_tokens)
         self.name = "hf"
 
-    def explain(self, cues: Cues) -> Explanation:
+    def explain(self, cues: Cues, clip: Clip | None = None) -> Explanation:
         """Generate and parse one explanation."""
         text = self.lm.generate(build_messages(cues))
         return parse_explanation(text, clip_id=cues.clip_id, backend=self.name, model=self.lm.name)
+
+
+def key_frames(clip: Clip, cues: Cues, count: int) -> list:
+    """Up to ``count`` frames of the clip: the apex frame first, then evenly spaced ones."""
+    from affectreason.media import IMAGE_SUFFIXES, read_frames
+
+    if not cues.frames and not clip.path.lower().endswith(tuple(IMAGE_SUFFIXES)):
+        return []
+    frames = read_frames(clip.path, cues.fps or 5.0, start=clip.start, end=clip.end)
+    if not frames.times:
+        return []
+    order = list(np.linspace(0, len(frames.times) - 1, num=min(count, len(frames.times))).round().astype(int))
+    if cues.apex_t is not None:
+        apex = int(np.argmin(np.abs(np.array(frames.times) - cues.apex_t)))
+        order = [apex] + [i for i in order if i != apex][: count - 1]
+    return [frames.images[i] for i in sorted(set(order))]
+
+
+class NativeVLReasoner:
+    """A Qwen-VL model that sees key frames of the clip as well as the textualized cues."""
+
+    def __init__(self, model: str, adapter: str | None = None, max_new_tokens: int = 384, max_frames: int = 4):
+        from affectreason.models.native_vl import NativeVL
+
+        self.lm = NativeVL(model, adapter, max_new_tokens)
+        self.max_frames = max_frames
+        self.name = "hf-native"
+
+    def explain(self, cues: Cues, clip: Clip | None = None) -> Explanation:
+        """Generate (frames + cue text) and parse one explanation."""
+        frames = key_frames(clip, cues, self.max_frames) if clip is not None else []
+        text = self.lm.generate(build_messages(cues), frames)
+        explanation = parse_explanation(text, clip_id=cues.clip_id, backend=self.name, model=self.lm.name)
+        if clip is None:
+            explanation.parse_errors.append("no clip given: the model saw the cue text only")
+        return explanation
 
 
 class OpenAIReasoner:
@@ -51,7 +89,7 @@ class OpenAIReasoner:
         self.max_tokens = max_tokens
         self.name = "openai"
 
-    def explain(self, cues: Cues) -> Explanation:
+    def explain(self, cues: Cues, clip: Clip | None = None) -> Explanation:
         """Request (schema-constrained), then parse one explanation."""
         schema = {"type": "json_schema", "json_schema": {"name": "explanation", "schema": explanation_schema()}}
         text = self.client.complete(build_messages(cues), temperature=0.0, max_tokens=self.max_tokens,
