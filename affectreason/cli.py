@@ -274,6 +274,9 @@ AsrModel = Annotated[str | None, typer.Option("--asr-model", help="faster-whispe
 NoAsr = Annotated[bool, typer.Option("--no-asr", help="skip speech recognition")]
 TranscriptOpt = Annotated[str | None, typer.Option("--transcript", help="what is said (skips ASR)")]
 SubtitlesOpt = Annotated[Path | None, typer.Option("--subtitles", help=".srt/.vtt/.txt (skips ASR)")]
+LabelEndpoint = Annotated[str | None, typer.Option(
+    "--label-endpoint", help="OpenAI-compatible server that extracts labels from free-text answers")]
+LabelModel = Annotated[str | None, typer.Option("--label-model", help="model at --label-endpoint")]
 EgemapsOpt = Annotated[bool, typer.Option("--egemaps", help="add openSMILE eGeMAPSv02 functionals")]
 OpenFaceOpt = Annotated[Path | None, typer.Option("--openface", help="OpenFace 2.0 CSV: AUs instead of MediaPipe")]
 BatchOut = Annotated[Path | None, typer.Option("--out", help="JSONL output for a folder (resumable)")]
@@ -337,6 +340,7 @@ def explain_cmd(path: ClipPath, out: BatchOut = None,
                 server_model: Annotated[str | None, typer.Option("--server-model", help="openai: model name")] = None,
                 api_key: ApiKey = None,
                 max_new_tokens: Annotated[int, typer.Option("--max-new-tokens", help="hf: reply length")] = 384,
+                label_endpoint: LabelEndpoint = None, label_model: LabelModel = None,
                 as_json: Annotated[bool, typer.Option("--json", help="print {cues, explanation} as JSON")] = False,
                 fps: FpsOpt = 5.0, workers: WorkersOpt = 2, face_model: FaceModel = None,
                 asr_model: AsrModel = None, no_asr: NoAsr = False, transcript: TranscriptOpt = None,
@@ -346,7 +350,8 @@ def explain_cmd(path: ClipPath, out: BatchOut = None,
     from affectreason.models.causal_lm import ModelMissing
     from affectreason.reason.explain import BackendSpec, explain_cues, load_reasoner
 
-    spec = BackendSpec(backend, model, adapter, endpoint, server_model, api_key, max_new_tokens)
+    spec = BackendSpec(backend, model, adapter, endpoint, server_model, api_key, max_new_tokens, label_endpoint,
+                       label_model)
     config = CueConfig(fps=fps, face_model=face_model, asr_model=asr_model, asr=not no_asr)
     if path.is_dir() or out is not None:
         _batch(path, out, config, workers, backend=spec)

@@ -123,3 +123,20 @@ def test_native_vl_mode_sees_the_example_clip_frames(tiny_qwen2_5_vl):
         last_with = lm.lm(**with_frames).logits[0, -1]
         last_without = lm.lm(**text_only).logits[0, -1]
     assert not torch.allclose(last_with, last_without)
+
+
+def test_llm_label_extractor_for_free_text_answers(tiny_qwen2):
+    from affectreason.reason.parse import parse_explanation
+
+    with JudgeServer() as server:
+        reasoner = load_reasoner(BackendSpec("hf", model=str(tiny_qwen2), max_new_tokens=4,
+                                             label_endpoint=server.url, label_model="extractor"))
+        assert reasoner.extractor is not None
+        # the judge server's extractor finds emotion words from its list in the text
+        parsed = parse_explanation("Overall the speaker seems worried, maybe anxious.", extractor=reasoner.extractor)
+        assert parsed.labels == ["worried", "anxious"]
+        assert "labels extracted from the prose by the label extractor" in parsed.parse_errors
+        server.state.fail_next = 10
+        reasoner.extractor.__self__.client.max_retries = 0
+        fallback = parse_explanation("She is clearly happy.", extractor=reasoner.extractor)
+    assert fallback.labels == ["happy"] and any("label extractor failed" in e for e in fallback.parse_errors)

@@ -51,9 +51,25 @@ class BackendSpec:
     server_model: str | None = None
     api_key: str | None = None
     max_new_tokens: int = 384
+    label_endpoint: str | None = None
+    label_model: str | None = None
 
 
 def load_reasoner(spec: BackendSpec, note: Callable[[str], None] | None = None) -> Reasoner:
+    """The reasoner a spec asks for (with an LLM label extractor when one is configured)."""
+    reasoner = _load(spec, note)
+    if spec.label_endpoint and hasattr(reasoner, "extractor"):
+        if not spec.label_model:
+            raise ValueError("--label-endpoint needs --label-model NAME")
+        from affectreason.eval.judges.llm import LLMJudge
+        from affectreason.serve.client import ChatClient
+
+        judge = LLMJudge(ChatClient(spec.label_endpoint, spec.label_model, api_key=spec.api_key))
+        reasoner.extractor = judge.extract_labels
+    return reasoner
+
+
+def _load(spec: BackendSpec, note: Callable[[str], None] | None) -> Reasoner:
     """The reasoner a spec asks for; ``auto`` falls back to ``rules`` with a one-line note."""
     say = note or (lambda line: None)
     if spec.name not in BACKENDS:

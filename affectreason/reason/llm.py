@@ -38,11 +38,13 @@ class HFReasoner:
 
         self.lm = ChatLM(model, adapter, max_new_tokens)
         self.name = "hf"
+        self.extractor = None
 
     def explain(self, cues: Cues, clip: Clip | None = None) -> Explanation:
         """Generate and parse one explanation."""
         text = self.lm.generate(build_messages(cues))
-        return parse_explanation(text, clip_id=cues.clip_id, backend=self.name, model=self.lm.name)
+        return parse_explanation(text, extractor=self.extractor, clip_id=cues.clip_id, backend=self.name,
+                                 model=self.lm.name)
 
 
 def key_frames(clip: Clip, cues: Cues, count: int) -> list:
@@ -70,12 +72,14 @@ class NativeVLReasoner:
         self.lm = NativeVL(model, adapter, max_new_tokens)
         self.max_frames = max_frames
         self.name = "hf-native"
+        self.extractor = None
 
     def explain(self, cues: Cues, clip: Clip | None = None) -> Explanation:
         """Generate (frames + cue text) and parse one explanation."""
         frames = key_frames(clip, cues, self.max_frames) if clip is not None else []
         text = self.lm.generate(build_messages(cues), frames)
-        explanation = parse_explanation(text, clip_id=cues.clip_id, backend=self.name, model=self.lm.name)
+        explanation = parse_explanation(text, extractor=self.extractor, clip_id=cues.clip_id, backend=self.name,
+                                        model=self.lm.name)
         if clip is None:
             explanation.parse_errors.append("no clip given: the model saw the cue text only")
         return explanation
@@ -88,10 +92,12 @@ class OpenAIReasoner:
         self.client = client
         self.max_tokens = max_tokens
         self.name = "openai"
+        self.extractor = None
 
     def explain(self, cues: Cues, clip: Clip | None = None) -> Explanation:
         """Request (schema-constrained), then parse one explanation."""
         schema = {"type": "json_schema", "json_schema": {"name": "explanation", "schema": explanation_schema()}}
         text = self.client.complete(build_messages(cues), temperature=0.0, max_tokens=self.max_tokens,
                                     response_format=schema, use_cache=False)
-        return parse_explanation(text, clip_id=cues.clip_id, backend=self.name, model=self.client.model)
+        return parse_explanation(text, extractor=self.extractor, clip_id=cues.clip_id, backend=self.name,
+                                 model=self.client.model)

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import re
+from collections.abc import Callable
 
 from pydantic import ValidationError
 
@@ -98,8 +99,16 @@ def _bullets(body: str) -> list[str]:
     return lines if len(lines) > 1 else [s for s in re.split(r"(?<=[.!?])\s+", body.strip()) if s]
 
 
-def parse_explanation(text: str, vocabulary: set[str] | None = None, **meta) -> Explanation:
-    """Parse model output; ``meta`` (clip_id, backend, model) is copied onto the result."""
+LabelExtractor = Callable[[str], list[str]]
+
+
+def parse_explanation(text: str, vocabulary: set[str] | None = None, extractor: LabelExtractor | None = None,
+                      **meta) -> Explanation:
+    """Parse model output; ``meta`` (clip_id, backend, model) is copied onto the result.
+
+    Labels the answer does not state come from ``extractor`` (e.g. an LLM behind an endpoint) when
+    given, else from the lexicon or ``vocabulary``.
+    """
     errors: list[str] = []
     fields: dict = {}
     data = _from_json(text)
@@ -137,10 +146,17 @@ def parse_explanation(text: str, vocabulary: set[str] | None = None, **meta) -> 
             fields = {"conclusion": text.strip()[:2000]}
             errors.append("no JSON, tags or sections: read as free text")
     if not fields.get("labels"):
-        source = " ".join([fields.get("conclusion", ""), fields.get("interpretation", "")]) or text
-        fields["labels"] = extract_labels(source, vocabulary) or extract_labels(text, vocabulary)
-        if fields["labels"]:
-            errors.append("labels extracted from the prose")
+        source = " ".join([fields.get("conclusion", ""), fields.get("interpretation", "")]).strip() or text
+        if extractor is not None:
+            try:
+                fields["labels"] = _labels_from(extractor(source))
+                errors.append("labels extracted from the prose by the label extractor")
+            except Exception as exc:  # the extractor is a remote model: its failure is reported, not raised
+                errors.append(f"label extractor failed ({type(exc).__name__}: {str(exc)[:120]})")
+        if not fields.get("labels"):
+            fields["labels"] = extract_labels(source, vocabulary) or extract_labels(text, vocabulary)
+            if fields["labels"]:
+                errors.append("labels extracted from the prose")
     for key in ("valence", "arousal"):
         value = fields.get(key)
         try:
