@@ -66,3 +66,11 @@ def tiny_qwen2_5_vl(tmp_path_factory) -> Path:
     from tests.tiny_models import build_qwen2_5_vl
 
     return build_qwen2_5_vl(tmp_path_factory.mktemp("models") / "qwen2_5_vl")
+
+
+@pytest.fixture(scope="session")
+def tiny_omni_thinker(tmp_path_factory) -> Path:
+    """A random-init Qwen2.5-Omni thinker with image processor and Whisper feature extractor."""
+    from tests.tiny_models import build_qwen2_5_omni_thinker
+
+    return build_qwen2_5_omni_thinker(tmp_path_factory.mktemp("models") / "omni_thinker")

@@ -95,11 +95,11 @@ def test_openai_backend_sends_the_schema_and_is_grounded():
 
 def test_native_vl_mode_sees_the_example_clip_frames(tiny_qwen2_5_vl):
     from affectreason.cues.pipeline import CueExtractor
-    from affectreason.models.native_vl import is_native_vl
+    from affectreason.models.native import native_kind
     from affectreason.reason.llm import key_frames
     from affectreason.schema import Clip
 
-    assert is_native_vl(str(tiny_qwen2_5_vl)) and not is_native_vl(str(EXAMPLE.parent))
+    assert native_kind(str(tiny_qwen2_5_vl)) == "vl" and native_kind(str(EXAMPLE.parent)) is None
     clip = Clip(path=str(EXAMPLE), id="example")
     cues = CueExtractor().extract(clip)
     frames = key_frames(clip, cues, 4)
@@ -140,3 +140,31 @@ def test_llm_label_extractor_for_free_text_answers(tiny_qwen2):
         reasoner.extractor.__self__.client.max_retries = 0
         fallback = parse_explanation("She is clearly happy.", extractor=reasoner.extractor)
     assert fallback.labels == ["happy"] and any("label extractor failed" in e for e in fallback.parse_errors)
+
+
+def test_omni_thinker_hears_the_audio_and_sees_frames(tiny_omni_thinker):
+    import torch
+
+    from affectreason.cues.pipeline import CueExtractor
+    from affectreason.media import read_audio
+    from affectreason.models.native import native_kind
+    from affectreason.reason.llm import build_messages, key_frames
+    from affectreason.schema import Clip
+
+    assert native_kind(str(tiny_omni_thinker)) == "omni"
+    clip = Clip(path=str(EXAMPLE), id="example")
+    cues = CueExtractor().extract(clip)
+    reasoner = load_reasoner(BackendSpec("hf", model=str(tiny_omni_thinker), max_new_tokens=8))
+    explanation = explain_cues(cues, reasoner, clip)
+    assert explanation.backend == "hf-native" and explanation.parse_status == "failed"
+    lm = reasoner.lm
+    audio, _ = read_audio(EXAMPLE)
+    frames = key_frames(clip, cues, 2)
+    full = lm.inputs(build_messages(cues), frames, audio.samples)
+    audio_pads = int((full["input_ids"] == lm.lm.config.audio_token_index).sum())
+    # one audio token per 4 feature frames (10 ms each) of the ~2.3 s of speech
+    assert audio_pads == int(((full["feature_attention_mask"].sum() - 1) // 2 + 1 - 2) // 2 + 1)
+    assert 50 <= audio_pads <= 80
+    no_audio = lm.inputs(build_messages(cues), frames, None)
+    with torch.inference_mode():
+        assert not torch.allclose(lm.lm(**full).logits[0, -1], lm.lm(**no_audio).logits[0, -1])

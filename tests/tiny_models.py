@@ -90,7 +90,47 @@ def build_qwen2_5_vl(folder: Path, hidden: int = 64, seed: int = 0) -> Path:
     return folder
 
 
+OMNI_TOKENS = ["<|vision_start|>", "<|vision_end|>", "<|IMAGE|>", "<|VIDEO|>", "<|AUDIO|>", "<|audio_bos|>",
+               "<|audio_eos|>"]
+
+
+def build_qwen2_5_omni_thinker(folder: Path, hidden: int = 64, seed: int = 0) -> Path:
+    """A random-init Qwen2.5-Omni thinker (1-layer audio and vision encoders, 2 text layers), its tokenizer,
+    PIL image processor (folder root) and Whisper feature extractor (``audio/``)."""
+    import torch
+    from transformers import WhisperFeatureExtractor
+    from transformers.models.qwen2_5_omni.configuration_qwen2_5_omni import Qwen2_5OmniThinkerConfig
+    from transformers.models.qwen2_5_omni.modeling_qwen2_5_omni import Qwen2_5OmniThinkerForConditionalGeneration
+    from transformers.models.qwen2_vl.image_processing_pil_qwen2_vl import Qwen2VLImageProcessorPil
+
+    folder.mkdir(parents=True, exist_ok=True)
+    tokenizer = build_tokenizer(folder, OMNI_TOKENS)
+    ids = {t: tokenizer.convert_tokens_to_ids(t) for t in OMNI_TOKENS}
+    torch.manual_seed(seed)
+    config = Qwen2_5OmniThinkerConfig(
+        audio_config=dict(num_mel_bins=128, encoder_layers=1, encoder_attention_heads=2, encoder_ffn_dim=64,
+                          d_model=32, output_dim=hidden, n_window=100, max_source_positions=1500),
+        vision_config=dict(depth=1, hidden_size=32, intermediate_size=64, num_heads=2, out_hidden_size=hidden,
+                           patch_size=14, spatial_merge_size=2, temporal_patch_size=2, fullatt_block_indexes=[0],
+                           window_size=112),
+        text_config=dict(vocab_size=len(tokenizer), hidden_size=hidden, intermediate_size=hidden * 2,
+                         num_hidden_layers=2, num_attention_heads=4, num_key_value_heads=2,
+                         max_position_embeddings=4096,
+                         rope_parameters={"rope_type": "default", "mrope_section": [2, 3, 3], "rope_theta": 1e6}),
+        audio_token_index=ids["<|AUDIO|>"], image_token_index=ids["<|IMAGE|>"], video_token_index=ids["<|VIDEO|>"],
+        audio_start_token_id=ids["<|audio_bos|>"], audio_end_token_id=ids["<|audio_eos|>"],
+        vision_start_token_id=ids["<|vision_start|>"], vision_end_token_id=ids["<|vision_end|>"])
+    model = Qwen2_5OmniThinkerForConditionalGeneration(config)
+    model.generation_config.eos_token_id = tokenizer.eos_token_id
+    model.generation_config.pad_token_id = tokenizer.pad_token_id
+    model.save_pretrained(folder)
+    Qwen2VLImageProcessorPil(min_pixels=56 * 56, max_pixels=112 * 112).save_pretrained(folder)
+    WhisperFeatureExtractor(feature_size=128).save_pretrained(folder / "audio")
+    return folder
+
+
 if __name__ == "__main__":
     out = Path(sys.argv[1] if len(sys.argv) > 1 else "tiny-models")
     print(build_qwen2(out / "qwen2"))
     print(build_qwen2_5_vl(out / "qwen2_5_vl"))
+    print(build_qwen2_5_omni_thinker(out / "qwen2_5_omni_thinker"))

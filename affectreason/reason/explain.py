@@ -1,7 +1,7 @@
 """Explain a clip: cues -> a reasoning backend -> a grounded ``Explanation``.
 
 Backends: ``rules`` (no weights), ``hf`` (a local chat LM over textualized cues, optional LoRA
-adapter; a Qwen2-VL / Qwen2.5-VL folder runs in native mode and also sees key frames), ``openai``
+adapter; a Qwen-VL folder runs natively and also sees key frames, an Omni thinker also hears), ``openai``
 (any OpenAI-compatible server, JSON-schema constrained), and ``auto``: ``hf`` when a model is given
 and loads, ``openai`` when an endpoint is given, else ``rules``, saying which in one line.
 The grounding check runs on every explanation, whatever produced it.
@@ -78,14 +78,14 @@ def _load(spec: BackendSpec, note: Callable[[str], None] | None) -> Reasoner:
         return RulesReasoner()
     if spec.name == "hf" or (spec.name == "auto" and spec.model):
         from affectreason.models.causal_lm import ModelMissing
-        from affectreason.models.native_vl import is_native_vl
-        from affectreason.reason.llm import HFReasoner, NativeVLReasoner
+        from affectreason.models.native import native_kind
+        from affectreason.reason.llm import HFReasoner, NativeReasoner
 
         if not spec.model:
             raise ValueError("--backend hf needs --model (a local chat model folder)")
         try:
-            if is_native_vl(spec.model):
-                return NativeVLReasoner(spec.model, spec.adapter, spec.max_new_tokens)
+            if native_kind(spec.model):
+                return NativeReasoner(spec.model, spec.adapter, spec.max_new_tokens)
             return HFReasoner(spec.model, spec.adapter, spec.max_new_tokens)
         except ModelMissing as exc:
             if spec.name == "hf":

@@ -63,13 +63,13 @@ def key_frames(clip: Clip, cues: Cues, count: int) -> list:
     return [frames.images[i] for i in sorted(set(order))]
 
 
-class NativeVLReasoner:
-    """A Qwen-VL model that sees key frames of the clip as well as the textualized cues."""
+class NativeReasoner:
+    """A Qwen-VL model (key frames) or Qwen2.5-Omni thinker (key frames + audio) plus the textualized cues."""
 
     def __init__(self, model: str, adapter: str | None = None, max_new_tokens: int = 384, max_frames: int = 4):
-        from affectreason.models.native_vl import NativeVL
+        from affectreason.models.native import NativeMLLM
 
-        self.lm = NativeVL(model, adapter, max_new_tokens)
+        self.lm = NativeMLLM(model, adapter, max_new_tokens)
         self.max_frames = max_frames
         self.name = "hf-native"
         self.extractor = None
@@ -77,7 +77,13 @@ class NativeVLReasoner:
     def explain(self, cues: Cues, clip: Clip | None = None) -> Explanation:
         """Generate (frames + cue text) and parse one explanation."""
         frames = key_frames(clip, cues, self.max_frames) if clip is not None else []
-        text = self.lm.generate(build_messages(cues), frames)
+        audio = None
+        if clip is not None and self.lm.kind == "omni":
+            from affectreason.media import read_audio
+
+            track, _ = read_audio(clip.path, start=clip.start, end=clip.end)
+            audio = track.samples if track is not None else None
+        text = self.lm.generate(build_messages(cues), frames, audio)
         explanation = parse_explanation(text, extractor=self.extractor, clip_id=cues.clip_id, backend=self.name,
                                         model=self.lm.name)
         if clip is None:

@@ -1,0 +1,120 @@
+"""Native multimodal mode: Qwen2-VL / Qwen2.5-VL models see key frames, the Qwen2.5-Omni thinker sees
+key frames and hears the audio, both alongside the textualized cues.
+
+The full processors need torchvision (for video), whose PyPI builds do not load beside the CPU torch
+these machines use, so inputs are built here: frames through the PIL image processor
+(``Qwen2VLImageProcessorPil``; vision start + one image token per merged patch + vision end), audio
+through ``WhisperFeatureExtractor`` (audio start + one audio token per 4 feature frames, the thinker's
+downsampling, + audio end), placed before the text of the last user message. A thinker folder keeps its
+Whisper feature extractor in ``audio/`` (both processors save ``preprocessor_config.json``).
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from affectreason.models.causal_lm import ModelMissing
+
+VISION_LANGUAGE = ("qwen2_vl", "qwen2_5_vl")
+OMNI_THINKER = ("qwen2_5_omni_thinker",)
+
+
+def native_kind(model: str) -> str | None:
+    """"vl", "omni" or None (not a model this mode runs), from the folder's config.json."""
+    config = Path(model) / "config.json"
+    if not config.is_file():
+        return None
+    model_type = json.loads(config.read_text(encoding="utf-8")).get("model_type")
+    return "vl" if model_type in VISION_LANGUAGE else "omni" if model_type in OMNI_THINKER else None
+
+
+@dataclass
+class NativeMLLM:
+    """Model + tokenizer + image processor (+ audio feature extractor) of a local Qwen-VL / Omni thinker."""
+
+    model: str
+    adapter: str | None = None
+    max_new_tokens: int = 384
+    name: str = field(init=False)
+
+    def __post_init__(self) -> None:
+        from transformers import AutoModelForImageTextToText, AutoTokenizer, WhisperFeatureExtractor
+        from transformers.models.qwen2_vl.image_processing_pil_qwen2_vl import Qwen2VLImageProcessorPil
+
+        self.kind = native_kind(self.model)
+        if self.kind is None:
+            raise ModelMissing(f"{self.model} is not a Qwen2-VL, Qwen2.5-VL or Qwen2.5-Omni thinker folder")
+        self.name = Path(self.model).name
+        try:
+            self.tokenizer = AutoTokenizer.from_pretrained(self.model, local_files_only=True)
+            if self.kind == "omni":
+                from transformers import Qwen2_5OmniThinkerForConditionalGeneration
+
+                self.lm = Qwen2_5OmniThinkerForConditionalGeneration.from_pretrained(self.model, local_files_only=True)
+                audio_dir = Path(self.model) / "audio"
+                self.audio = WhisperFeatureExtractor.from_pretrained(audio_dir if audio_dir.is_dir() else self.model)
+            else:
+                self.lm = AutoModelForImageTextToText.from_pretrained(self.model, local_files_only=True)
+                self.audio = None
+            self.images = Qwen2VLImageProcessorPil.from_pretrained(self.model, local_files_only=True)
+        except (OSError, ValueError) as exc:
+            raise ModelMissing(f"cannot load the multimodal model {self.model!r} "
+                               f"({str(exc).splitlines()[0][:200]}); nothing is downloaded") from None
+        if self.adapter:
+            from peft import PeftModel
+
+            self.lm = PeftModel.from_pretrained(self.lm, self.adapter)
+            self.name += f"+{Path(self.adapter).name}"
+        config = self.lm.config
+        image_id = getattr(config, "image_token_id", None) or config.image_token_index
+        self.image_token_id = image_id
+        token = self.tokenizer.convert_ids_to_tokens
+        self.vision_tokens = [token(i) for i in (config.vision_start_token_id, image_id, config.vision_end_token_id)]
+        if self.kind == "omni":
+            self.audio_tokens = [token(i) for i in (config.audio_start_token_id, config.audio_token_index,
+                                                    config.audio_end_token_id)]
+        self.merge = self.images.merge_size ** 2
+        self.lm.eval()
+
+    def inputs(self, messages: list[dict[str, str]], frames: list[np.ndarray],
+               audio: np.ndarray | None = None, rate: int = 16_000) -> dict:
+        """Model inputs: ``frames`` (RGB arrays) and, for an Omni thinker, ``audio`` before the last user text."""
+        from PIL import Image
+
+        extra: dict = {}
+        prefix = ""
+        if frames:
+            pixels = self.images(images=[Image.fromarray(f) for f in frames], return_tensors="pt")
+            start, pad, end = self.vision_tokens
+            prefix += "".join(start + pad * (int(grid.prod()) // self.merge) + end for grid in pixels["image_grid_thw"])
+            extra.update(pixel_values=pixels["pixel_values"], image_grid_thw=pixels["image_grid_thw"])
+        if audio is not None and self.kind == "omni" and len(audio):
+            features = self.audio(audio, sampling_rate=rate, return_attention_mask=True, padding="max_length",
+                                  return_tensors="pt")
+            mask = features["attention_mask"]
+            count = int(((mask.sum(-1) - 1) // 2 + 1 - 2) // 2 + 1)
+            start, pad, end = self.audio_tokens
+            prefix += start + pad * count + end
+            extra.update(input_features=features["input_features"], feature_attention_mask=mask)
+        messages = [dict(m) for m in messages]
+        messages[-1]["content"] = prefix + messages[-1]["content"]
+        inputs = dict(self.tokenizer.apply_chat_template(messages, add_generation_prompt=True, return_dict=True,
+                                                         return_tensors="pt"))
+        if self.kind == "vl":
+            inputs["mm_token_type_ids"] = (inputs["input_ids"] == self.image_token_id).int()
+        return {**inputs, **extra}
+
+    def generate(self, messages: list[dict[str, str]], frames: list[np.ndarray], audio: np.ndarray | None = None,
+                 max_new_tokens: int | None = None) -> str:
+        """The reply (greedy decoding)."""
+        import torch
+
+        inputs = self.inputs(messages, frames, audio)
+        with torch.inference_mode():
+            output = self.lm.generate(**inputs, max_new_tokens=max_new_tokens or self.max_new_tokens,
+                                      do_sample=False)
+        return self.tokenizer.decode(output[0][inputs["input_ids"].shape[1]:], skip_special_tokens=True)
