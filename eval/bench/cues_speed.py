@@ -15,8 +15,9 @@ import json
 import resource
 import subprocess
 import tempfile
-import time
 from pathlib import Path
+
+from timing import timed  # eval/bench/timing.py (scripts run from their folder)
 
 TEXT = ("Honestly, I did not expect the results to be this good. We worked on it for months, and today "
         "everything finally came together. I am so happy and proud of the whole team. Thank you all for "
@@ -38,12 +39,6 @@ def build_clip(folder: Path, seconds: float) -> Path:
                     f"[1:a]apad[a]", "-map", "[v]", "-map", "[a]", "-t", str(seconds), "-c:v", "libx264",
                     "-preset", "veryfast", "-c:a", "aac", str(clip)], check=True)
     return clip
-
-
-def timed(fn):
-    start = time.perf_counter()
-    value = fn()
-    return value, time.perf_counter() - start
 
 
 def main() -> None:

@@ -14,8 +14,9 @@ import argparse
 import json
 import random
 import tempfile
-import time
 from pathlib import Path
+
+from timing import timed  # eval/bench/timing.py (scripts run from their folder)
 
 from affectreason.eval.alignment import align
 from affectreason.eval.classification import hit_rate
@@ -66,12 +67,6 @@ def reference_ew_fs(wheel: EmotionWheel, gold, pred, level: str = "level1") -> f
         pm, rm = sum(accs) / len(accs), sum(recs) / len(recs)
         fs.append(2 * pm * rm / (pm + rm))
     return sum(fs) / len(fs)
-
-
-def timed(fn):
-    start = time.perf_counter()
-    value = fn()
-    return value, time.perf_counter() - start
 
 
 def main() -> None:
