@@ -396,6 +396,59 @@ def _batch(path: Path, out: Path | None, config, workers: int, backend) -> None:
         raise typer.Exit(1)
 
 
+@app.command("train")
+def train_cmd(
+    recipe: Annotated[str, typer.Argument(help="recipe YAML path (or the name of a packaged recipe)")],
+    overrides: Annotated[list[str] | None, typer.Argument(help="key=value overrides, e.g. optim.lr=1e-4")] = None,
+    resume: Annotated[bool, typer.Option("--resume", help="continue from the latest checkpoint")] = False,
+) -> None:
+    """LoRA / QLoRA fine-tuning of a chat LM on instruction data (loss on the assistant reply only)."""
+    from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
+
+    from affectreason.train.recipe import RecipeError, load_recipe
+    from affectreason.train.sft import TrainError, train
+    from affectreason.train.sft_data import DataError
+
+    try:
+        spec = load_recipe(recipe, overrides)
+    except RecipeError as exc:
+        _fail(str(exc))
+    columns = [TextColumn("step {task.completed}/{task.total}"), BarColumn(), TextColumn("{task.fields[status]}"),
+               TimeRemainingColumn()]
+    try:
+        with Progress(*columns, console=err) as progress:
+            task = progress.add_task("train", total=spec.schedule.max_steps, status="")
+
+            def on_step(record: dict) -> None:
+                status = f"loss {record['loss']:.4f}  {record['tokens_per_s']:.0f} tok/s"
+                progress.update(task, completed=record["step"], status=status)
+
+            result = train(spec, resume=resume, on_step=on_step)
+    except (TrainError, DataError) as exc:
+        _fail(str(exc))
+    err.print(f"{result.steps} steps; final loss {result.losses[-1][1]:.4f}; {result.data}; eval {result.eval}; "
+              f"adapter in {result.adapter_dir}")
+
+
+@app.command("export")
+def export_cmd(
+    adapter: Annotated[Path, typer.Argument(help="LoRA adapter folder (peft format)")],
+    base: Annotated[Path, typer.Option("--base", help="the base model folder the adapter was trained on")],
+    out: Annotated[Path, typer.Option("--out", help="where to write the merged model")],
+    merge: Annotated[bool, typer.Option("--merge", help="merge the adapter into the base weights")] = False,
+) -> None:
+    """Export a trained adapter: --merge writes base + adapter as one plain model folder."""
+    from affectreason.train.export import ExportError, merge_adapter
+
+    if not merge:
+        _fail("nothing to do: the adapter folder is already in peft format (vLLM --lora-modules reads it); "
+              "pass --merge to write a merged model")
+    try:
+        err.print(f"merged model written to {merge_adapter(base, adapter, out)}")
+    except ExportError as exc:
+        _fail(str(exc))
+
+
 def _version(value: bool) -> None:
     if value:
         typer.echo(f"affectreason {affectreason.__version__}")

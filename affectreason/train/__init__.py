@@ -1,0 +1,1 @@
+"""Fine-tuning language models on instruction data (LoRA / QLoRA)."""

@@ -1,0 +1,117 @@
+"""Training recipes: typed sections, loaded from YAML, overridable with ``key=value``, validated before any
+weights load. An unknown key, a wrong type or a missing file is an error that names the key path."""
+
+from __future__ import annotations
+
+from importlib import resources
+from pathlib import Path
+from typing import Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+
+class Section(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class ModelSection(Section):
+    path: str = Field(description="local model folder (or a model id in the local Hugging Face cache)")
+    dtype: Literal["float32", "bfloat16", "float16"] = "float32"
+
+
+class AdapterSection(Section):
+    kind: Literal["lora", "qlora"] = "lora"
+    r: int = Field(default=8, ge=1)
+    alpha: int = Field(default=16, ge=1)
+    dropout: float = Field(default=0.05, ge=0, lt=1)
+    target_modules: list[str] = Field(default_factory=lambda: ["q_proj", "k_proj", "v_proj", "o_proj"])
+
+
+class DataSection(Section):
+    train: str = Field(description="JSONL of {'messages': [...]} chats; the last (assistant) turn is the target")
+    eval: str | None = None
+    max_length: int = Field(default=1024, ge=16)
+    over_length: Literal["truncate", "drop"] = "drop"
+
+
+class OptimSection(Section):
+    lr: float = Field(default=2e-4, gt=0)
+    weight_decay: float = Field(default=0.0, ge=0)
+    warmup_steps: int = Field(default=0, ge=0)
+    scheduler: Literal["linear", "cosine", "constant"] = "linear"
+    max_grad_norm: float = Field(default=1.0, gt=0)
+
+
+class ScheduleSection(Section):
+    max_steps: int = Field(default=100, ge=1)
+    batch_size: int = Field(default=8, ge=1)
+    grad_accum: int = Field(default=1, ge=1)
+    eval_every: int = Field(default=0, ge=0, description="0: evaluate only at the end")
+    save_every: int = Field(default=0, ge=0, description="0: checkpoint only at the end")
+    log_every: int = Field(default=10, ge=1)
+    seed: int = 0
+    gradient_checkpointing: bool = False
+
+
+class Recipe(Section):
+    """One training setup."""
+
+    model: ModelSection
+    adapter: AdapterSection = Field(default_factory=AdapterSection)
+    data: DataSection
+    optim: OptimSection = Field(default_factory=OptimSection)
+    schedule: ScheduleSection = Field(default_factory=ScheduleSection)
+    output_dir: str
+
+    @model_validator(mode="after")
+    def _files_exist(self) -> Recipe:
+        for key in ("train", "eval"):
+            value = getattr(self.data, key)
+            if value is not None and not Path(value).is_file():
+                raise ValueError(f"data.{key}: {value} does not exist")
+        return self
+
+
+class RecipeError(ValueError):
+    """A recipe cannot be used; the message names the key."""
+
+
+def _set(tree: dict, dotted: str, value: object) -> None:
+    keys = dotted.split(".")
+    node = tree
+    for key in keys[:-1]:
+        node = node.setdefault(key, {})
+        if not isinstance(node, dict):
+            raise RecipeError(f"override {dotted}: {key} is not a section")
+    node[keys[-1]] = value
+
+
+def packaged_recipes() -> list[str]:
+    """Names of the recipes shipped with the library."""
+    folder = resources.files("affectreason.train") / "recipes"
+    return sorted(p.name.removesuffix(".yaml") for p in folder.iterdir() if p.name.endswith(".yaml"))
+
+
+def load_recipe(source: str | Path, overrides: list[str] | None = None) -> Recipe:
+    """A validated recipe from a YAML file (or a packaged recipe name) plus ``key=value`` overrides."""
+    path = Path(source)
+    if not path.is_file():
+        packaged = resources.files("affectreason.train") / "recipes" / f"{source}.yaml"
+        if not packaged.is_file():
+            raise RecipeError(f"recipe {source!r} not found (a YAML path, or one of {packaged_recipes()})")
+        path = Path(str(packaged))
+    try:
+        tree = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+    except yaml.YAMLError as exc:
+        raise RecipeError(f"{path}: not valid YAML ({exc})") from None
+    for item in overrides or []:
+        if "=" not in item:
+            raise RecipeError(f"override {item!r} is not key=value")
+        key, raw = item.split("=", 1)
+        _set(tree, key.strip(), yaml.safe_load(raw))
+    try:
+        return Recipe.model_validate(tree)
+    except ValidationError as exc:
+        problems = "; ".join(f"{'.'.join(map(str, e['loc'])) or 'recipe'}: {e['msg']}" for e in exc.errors())
+        raise RecipeError(f"{path}: {problems}") from None

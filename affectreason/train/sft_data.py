@@ -1,0 +1,89 @@
+"""Supervised fine-tuning examples: chats tokenized with the model's chat template, loss on the reply only.
+
+Input: JSONL, one ``{"messages": [{"role": ..., "content": ...}, ...]}`` per line whose last message is
+the assistant's reply to learn. Tokens of the prompt get label -100 so only the reply is learned.
+Examples longer than ``max_length`` are dropped or truncated (counted either way).
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+
+ROLES = {"system", "user", "assistant"}
+
+
+class DataError(ValueError):
+    """The training data cannot be used; the message names the file and line."""
+
+
+@dataclass
+class Example:
+    input_ids: list[int]
+    labels: list[int]
+
+
+@dataclass
+class Dataset:
+    examples: list[Example]
+    dropped: int = 0
+    truncated: int = 0
+    notes: list[str] = field(default_factory=list)
+
+
+def read_chats(path: str | Path) -> list[list[dict[str, str]]]:
+    """The chats of a JSONL file, validated."""
+    path = Path(path)
+    chats = []
+    for lineno, line in enumerate(path.read_text(encoding="utf-8").splitlines(), start=1):
+        if not line.strip():
+            continue
+        try:
+            record = json.loads(line)
+        except json.JSONDecodeError as exc:
+            raise DataError(f"{path}:{lineno}: not valid JSON ({exc.msg})") from None
+        messages = record.get("messages") if isinstance(record, dict) else None
+        if not isinstance(messages, list) or not messages:
+            raise DataError(f"{path}:{lineno}: needs a non-empty 'messages' list")
+        for message in messages:
+            if not isinstance(message, dict) or message.get("role") not in ROLES or not isinstance(
+                    message.get("content"), str):
+                raise DataError(f"{path}:{lineno}: each message needs a role ({'/'.join(sorted(ROLES))}) and text")
+        if messages[-1]["role"] != "assistant":
+            raise DataError(f"{path}:{lineno}: the last message must be the assistant's reply to learn")
+        chats.append(messages)
+    if not chats:
+        raise DataError(f"{path}: no training examples")
+    return chats
+
+
+def tokenize_chats(chats: list[list[dict[str, str]]], tokenizer, max_length: int,
+                   over_length: str = "drop") -> Dataset:
+    """Token ids and reply-only labels for every chat."""
+    data = Dataset([])
+    for messages in chats:
+        prompt = tokenizer.apply_chat_template(messages[:-1], add_generation_prompt=True, tokenize=True)
+        full = tokenizer.apply_chat_template(messages, tokenize=True)
+        prompt, full = list(_ids(prompt)), list(_ids(full))
+        if full[: len(prompt)] != prompt:
+            raise DataError("the chat template renders the prompt differently inside the full chat; "
+                            "use a model whose template is prefix-stable")
+        labels = [-100] * len(prompt) + full[len(prompt):]
+        cut = len(full) > max_length
+        if cut and over_length == "drop":
+            data.dropped += 1
+            continue
+        full, labels = full[:max_length], labels[:max_length]
+        if all(label == -100 for label in labels):  # truncation left no reply to learn
+            data.dropped += 1
+            continue
+        data.truncated += cut
+        data.examples.append(Example(full, labels))
+    if not data.examples:
+        raise DataError(f"every example was longer than max_length={max_length} or had no reply tokens")
+    return data
+
+
+def _ids(encoded):
+    return encoded["input_ids"] if isinstance(encoded, dict) or hasattr(encoded, "keys") else encoded
