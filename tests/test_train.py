@@ -105,17 +105,18 @@ def test_qlora_is_refused_on_cpu(task, tmp_path):
     assert out.exit_code == 2 and "needs a CUDA GPU" in out.output
 
 
-def test_tiny_qwen2_lora_learns_the_task(task, learner, tmp_path):
+def test_tiny_qwen2_lora_learns_the_task(task, learner, tmp_path, anchors):
     """Acceptance: held-out label F1 >= 0.9 (single-label task: F1 = accuracy)."""
     from affectreason.models.causal_lm import ChatLM
 
     train, eval_ = task
     recipe = recipe_file(tmp_path, learner, train, eval_, max_steps=400, eval_every=100)
-    out = runner.invoke(app, ["train", str(recipe)])
+    out = runner.invoke(app, ["train", str(recipe), "eval.generate=40", f"eval.wheel_dir={anchors / 'emotion_wheel'}"])
     assert out.exit_code == 0, out.output
     log = [json.loads(line) for line in (tmp_path / "run" / "train_log.jsonl").read_text().splitlines()]
     assert len(log) == 400 and log[-1]["loss"] < 0.1 * log[0]["loss"]
     assert [r["step"] for r in log if "eval_loss" in r] == [100, 200, 300, 400]
+    assert log[-1]["label_f1"] >= 0.9 and log[-1]["ew_fs"] >= 0.9  # the evaluator, run during training
     lm = ChatLM(str(learner), str(tmp_path / "run" / "adapter"), max_new_tokens=4)
     rows = [json.loads(line)["messages"] for line in eval_.read_text().splitlines()]
     correct = sum(lm.generate(m[:-1]).split()[:1] == [m[-1]["content"]] for m in rows)

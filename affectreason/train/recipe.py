@@ -54,6 +54,12 @@ class ScheduleSection(Section):
     gradient_checkpointing: bool = False
 
 
+class EvalSection(Section):
+    generate: int = Field(default=32, ge=0, description="held-out chats answered by generation at each evaluation")
+    max_new_tokens: int = Field(default=64, ge=1)
+    wheel_dir: str | None = Field(default=None, description="emotion-wheel folder: adds the EW F-score")
+
+
 class Recipe(Section):
     """One training setup."""
 
@@ -62,6 +68,7 @@ class Recipe(Section):
     data: DataSection
     optim: OptimSection = Field(default_factory=OptimSection)
     schedule: ScheduleSection = Field(default_factory=ScheduleSection)
+    eval: EvalSection = Field(default_factory=EvalSection)
     output_dir: str
 
     @model_validator(mode="after")

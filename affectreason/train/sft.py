@@ -155,8 +155,8 @@ def _restore(folder: Path, model, optimizer, scheduler) -> tuple[int, list]:
     return meta["step"], [tuple(x) for x in meta["losses"]]
 
 
-def evaluate(model, tokenizer, data: Dataset, batch_size: int) -> dict:
-    """Mean reply-token loss over an evaluation set."""
+def evaluate(model, tokenizer, data: Dataset, batch_size: int, chats=None, recipe: Recipe | None = None) -> dict:
+    """Mean reply-token loss; with ``chats``, label metrics of generated replies (OV set level, EW Fs)."""
     import torch
 
     model.eval()
@@ -167,8 +167,41 @@ def evaluate(model, tokenizer, data: Dataset, batch_size: int) -> dict:
             tokens = int((batch["labels"] != -100).sum())
             total += float(model(**batch).loss) * tokens
             count += tokens
+        figures = {"eval_loss": total / max(count, 1)}
+        if chats and recipe and recipe.eval.generate:
+            figures.update(_label_metrics(model, tokenizer, chats[: recipe.eval.generate], recipe))
     model.train()
-    return {"eval_loss": total / max(count, 1)}
+    return figures
+
+
+def _label_metrics(model, tokenizer, chats, recipe: Recipe) -> dict:
+    """Generate replies to held-out chats and score their labels against the references'."""
+    from affectreason.eval.alignment import align
+    from affectreason.eval.ov import set_overlap
+    from affectreason.reason.parse import parse_explanation
+    from affectreason.schema import LabelRecord
+
+    gold, pred = [], []
+    for i, messages in enumerate(chats):
+        inputs = tokenizer.apply_chat_template(messages[:-1], add_generation_prompt=True, return_dict=True,
+                                               return_tensors="pt")
+        output = model.generate(**inputs, max_new_tokens=recipe.eval.max_new_tokens, do_sample=False,
+                                pad_token_id=tokenizer.pad_token_id or tokenizer.eos_token_id)
+        reply = tokenizer.decode(output[0][inputs["input_ids"].shape[1]:], skip_special_tokens=True)
+        gold.append(LabelRecord(name=str(i), labels=parse_explanation(messages[-1]["content"]).labels))
+        pred.append(LabelRecord(name=str(i), labels=parse_explanation(reply).labels))
+    pairs = [set_overlap(set(g.labels), set(p.labels)) for g, p in zip(gold, pred, strict=True) if g.labels]
+    accuracy = sum(a for a, _ in pairs) / max(len(pairs), 1)
+    recall = sum(r for _, r in pairs) / max(len(pairs), 1)
+    figures = {"label_accuracy": round(accuracy, 4), "label_recall": round(recall, 4),
+               "label_f1": round(2 * accuracy * recall / (accuracy + recall), 4) if accuracy + recall else 0.0}
+    if recipe.eval.wheel_dir:
+        from affectreason.eval.ew import score_ew
+        from affectreason.eval.wheel import EmotionWheel
+
+        wheel = EmotionWheel.load(recipe.eval.wheel_dir)
+        figures["ew_fs"] = round(score_ew(align(gold, pred), wheel).summary["fs"], 4)
+    return figures
 
 
 def train(recipe: Recipe, resume: bool = False, stop_after: int | None = None,
@@ -221,7 +254,7 @@ def train(recipe: Recipe, resume: bool = False, stop_after: int | None = None,
         record = {"step": step, "loss": round(step_loss, 6), "lr": scheduler.get_last_lr()[0],
                   "tokens_per_s": round(tokens / (time.perf_counter() - started), 1)}
         if eval_data and sched.eval_every and step % sched.eval_every == 0:
-            eval_figures = evaluate(model, tokenizer, eval_data, sched.batch_size)
+            eval_figures = evaluate(model, tokenizer, eval_data, sched.batch_size, eval_chats, recipe)
             record.update(eval_figures)
         log.write(json.dumps(record) + "\n")
         log.flush()
@@ -230,8 +263,8 @@ def train(recipe: Recipe, resume: bool = False, stop_after: int | None = None,
         if sched.save_every and step % sched.save_every == 0:
             _save_checkpoint(output_dir / "checkpoints" / f"step-{step}", model, optimizer, scheduler, step, losses)
     log.close()
-    if eval_data:
-        eval_figures = evaluate(model, tokenizer, eval_data, sched.batch_size)
+    if eval_data and not (sched.eval_every and step % sched.eval_every == 0):
+        eval_figures = evaluate(model, tokenizer, eval_data, sched.batch_size, eval_chats, recipe)
     adapter_dir = output_dir / "adapter"
     model.save_pretrained(adapter_dir)
     tokenizer.save_pretrained(adapter_dir)
