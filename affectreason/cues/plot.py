@@ -11,7 +11,7 @@ from pathlib import Path
 import numpy as np
 
 from affectreason.cues.au_mapping import AU_NAMES
-from affectreason.cues.voice import PITCH_CEILING, PITCH_FLOOR
+from affectreason.cues.voice import contours
 from affectreason.media import read_audio, read_frames
 from affectreason.schema import Clip, Cues
 
@@ -64,18 +64,13 @@ def plot_cues(clip: Clip, cues: Cues, out: str | Path) -> Path:
 
     audio, _ = read_audio(clip.path)
     if audio is not None and cues.prosody is not None:
-        import parselmouth
-
-        sound = parselmouth.Sound(audio.samples.astype(np.float64), sampling_frequency=audio.rate)
-        pitch = sound.to_pitch(time_step=0.01, pitch_floor=PITCH_FLOOR, pitch_ceiling=PITCH_CEILING)
-        f0 = pitch.selected_array["frequency"]
-        ax_voice.plot(pitch.xs(), np.where(f0 > 0, f0, np.nan), color="tab:blue", label="F0 (Hz)")
+        c = contours(audio)
+        ax_voice.plot(c.f0_t, np.where(c.f0 > 0, c.f0, np.nan), color="tab:blue", label="F0 (Hz)")
         ax_voice.set_ylabel("pitch (Hz)", color="tab:blue")
-        intensity = sound.to_intensity(minimum_pitch=PITCH_FLOOR)
         twin = ax_voice.twinx()
-        db = intensity.values[0]
+        db = c.db
         floor = db.max() - 50  # Praat reports digital silence as -300 dB; keep the axis on the speech
-        twin.plot(intensity.xs(), np.where(db > floor, db, np.nan), color="tab:orange", alpha=0.7)
+        twin.plot(c.db_t, np.where(db > floor, db, np.nan), color="tab:orange", alpha=0.7)
         twin.set(ylim=(floor, db.max() + 5))
         twin.set_ylabel("loudness (dB)", color="tab:orange")
         ax_voice.set_title("voice: " + ", ".join(cues.prosody.descriptors))

@@ -12,6 +12,8 @@ the openSMILE eGeMAPSv02 functionals are added (``egemaps``).
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import numpy as np
 
 from affectreason.media import Audio
@@ -97,21 +99,36 @@ def describe(p: Prosody) -> list[str]:
     return words
 
 
+@dataclass
+class Contours:
+    """The Praat measurements every voice figure (and the cue plot) is computed from."""
+
+    sound: object  # parselmouth.Sound
+    f0_t: np.ndarray
+    f0: np.ndarray  # Hz, 0 where unvoiced
+    db_t: np.ndarray
+    db: np.ndarray
+
+
+def contours(audio: Audio) -> Contours:
+    """Pitch and intensity contours at 10 ms steps (pitch 60-600 Hz)."""
+    import parselmouth
+
+    sound = parselmouth.Sound(audio.samples.astype(np.float64), sampling_frequency=audio.rate)
+    pitch = sound.to_pitch(time_step=0.01, pitch_floor=PITCH_FLOOR, pitch_ceiling=PITCH_CEILING)
+    intensity = sound.to_intensity(minimum_pitch=PITCH_FLOOR, time_step=0.01)
+    return Contours(sound, pitch.xs(), pitch.selected_array["frequency"], intensity.xs(), intensity.values[0])
+
+
 def prosody(audio: Audio) -> Prosody:
     """Utterance-level prosody of a mono waveform; raises ``SilentAudio`` when there is nothing to measure."""
-    import parselmouth
     from parselmouth.praat import call
 
     if len(audio.samples) < audio.rate * 0.1 or float(np.sqrt(np.mean(audio.samples**2))) < SILENT_RMS:
         raise SilentAudio("the audio track is silent or shorter than 0.1 s")
-    sound = parselmouth.Sound(audio.samples.astype(np.float64), sampling_frequency=audio.rate)
-    pitch = sound.to_pitch(time_step=0.01, pitch_floor=PITCH_FLOOR, pitch_ceiling=PITCH_CEILING)
-    f0 = pitch.selected_array["frequency"]
-    f0_t = pitch.xs()
+    c = contours(audio)
+    sound, f0, f0_t, db, db_t = c.sound, c.f0, c.f0_t, c.db, c.db_t
     voiced = f0 > 0
-    intensity = sound.to_intensity(minimum_pitch=PITCH_FLOOR, time_step=0.01)
-    db = intensity.values[0]
-    db_t = intensity.xs()
     p = Prosody()
     if voiced.sum() >= 3:
         hz, st, tv = f0[voiced], semitones(f0[voiced]), f0_t[voiced]

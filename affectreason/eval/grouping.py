@@ -23,6 +23,7 @@ from typing import TYPE_CHECKING, Protocol
 import numpy as np
 
 from affectreason.eval.wheel import EmotionWheel
+from affectreason.serve.client import UnparseableAnswer
 
 if TYPE_CHECKING:
     from affectreason.eval.embeddings import TextEncoder
@@ -214,13 +215,13 @@ class LLMGrouping(_SameTokens):
         if len(distinct) < 2:
             return {}
         messages = self.prompt.render(labels=distinct)
-        for attempt in range(self.max_attempts):
-            text = self.client.complete(messages, temperature=0.0, use_cache=attempt == 0)
-            groups = parse_llm_groups(text, distinct)
-            if groups is not None:
-                return groups_to_map(groups)
-        self.failures.append(name)
-        return {}
+        try:
+            groups, _ = self.client.ask(messages, lambda text: parse_llm_groups(text, distinct), self.max_attempts,
+                                        temperature=0.0)
+        except UnparseableAnswer:
+            self.failures.append(name)
+            return {}
+        return groups_to_map(groups)
 
     def describe(self) -> dict:
         """Endpoint, model, prompt version and clips whose answer never parsed."""

@@ -38,6 +38,13 @@ def _derive(means: dict[str, float]) -> dict[str, float]:
     return {"accuracy": acc, "recall": rec, "avg": (acc + rec) / 2}
 
 
+def grouped_sets(grouping: SynonymGrouping, name: str, gold: list[str], pred: list[str]) -> tuple[set[str], set[str]]:
+    """One clip's gold and predicted labels, each replaced by its synonym group's representative."""
+    gold, pred = grouping.retokenize(name, gold), grouping.retokenize(name, pred)
+    to_group = grouping.canonical(name, [*gold, *pred])
+    return {to_group.get(label, label) for label in gold}, {to_group.get(label, label) for label in pred}
+
+
 def score_ov(aligned: Aligned, grouping: SynonymGrouping) -> MetricResult:
     """Set-level OV accuracy / recall / avg of aligned records under a synonym grouping."""
     rows: list[dict] = []
@@ -46,11 +53,7 @@ def score_ov(aligned: Aligned, grouping: SynonymGrouping) -> MetricResult:
         if not gold.labels:
             skipped.append(gold.name)
             continue
-        gold_labels = grouping.retokenize(gold.name, gold.labels)
-        pred_labels = grouping.retokenize(gold.name, pred.labels)
-        to_group = grouping.canonical(gold.name, [*gold_labels, *pred_labels])
-        g = {to_group.get(label, label) for label in gold_labels}
-        p = {to_group.get(label, label) for label in pred_labels}
+        g, p = grouped_sets(grouping, gold.name, gold.labels, pred.labels)
         acc, rec = set_overlap(g, p)
         rows.append({"name": gold.name, "accuracy": acc, "recall": rec, "gold": sorted(g), "pred": sorted(p)})
     columns = {k: np.array([r[k] for r in rows], dtype=float) for k in ("accuracy", "recall")}

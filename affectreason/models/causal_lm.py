@@ -14,6 +14,17 @@ class ModelMissing(FileNotFoundError):
     """The model or adapter cannot be loaded; the message says how to provide it."""
 
 
+def attach_adapter(model, adapter: str | Path):
+    """``model`` wrapped with the LoRA adapter in folder ``adapter`` (peft format)."""
+    try:
+        from peft import PeftModel
+    except ImportError:
+        raise ModelMissing("LoRA adapters need peft: `pip install 'affectreason[train]'`") from None
+    if not (Path(adapter) / "adapter_config.json").is_file():
+        raise ModelMissing(f"{adapter} is not a peft adapter folder (no adapter_config.json)")
+    return PeftModel.from_pretrained(model, adapter)
+
+
 @dataclass
 class ChatLM:
     """Tokenizer + model (+ adapter), loaded once, generating replies to chat messages."""
@@ -41,13 +52,7 @@ class ChatLM:
         if not self.tokenizer.chat_template:
             raise ModelMissing(f"{self.model}: the tokenizer has no chat template; use a chat/instruct model")
         if self.adapter:
-            try:
-                from peft import PeftModel
-            except ImportError:
-                raise ModelMissing("LoRA adapters need peft: `pip install 'affectreason[train]'`") from None
-            if not (Path(self.adapter) / "adapter_config.json").is_file():
-                raise ModelMissing(f"{self.adapter} is not a peft adapter folder (no adapter_config.json)")
-            self.lm = PeftModel.from_pretrained(self.lm, self.adapter)
+            self.lm = attach_adapter(self.lm, self.adapter)
             self.name += f"+{Path(self.adapter).name}"
         self.lm.eval()
 

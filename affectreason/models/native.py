@@ -17,7 +17,7 @@ from pathlib import Path
 
 import numpy as np
 
-from affectreason.models.causal_lm import ModelMissing
+from affectreason.models.causal_lm import ModelMissing, attach_adapter
 
 VISION_LANGUAGE = ("qwen2_vl", "qwen2_5_vl")
 OMNI_THINKER = ("qwen2_5_omni_thinker",)
@@ -65,9 +65,7 @@ class NativeMLLM:
             raise ModelMissing(f"cannot load the multimodal model {self.model!r} "
                                f"({str(exc).splitlines()[0][:200]}); nothing is downloaded") from None
         if self.adapter:
-            from peft import PeftModel
-
-            self.lm = PeftModel.from_pretrained(self.lm, self.adapter)
+            self.lm = attach_adapter(self.lm, self.adapter)
             self.name += f"+{Path(self.adapter).name}"
         config = self.lm.config
         image_id = getattr(config, "image_token_id", None) or config.image_token_index

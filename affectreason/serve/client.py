@@ -13,17 +13,24 @@ import os
 import sqlite3
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TypeVar
 
 import httpx
 
+T = TypeVar("T")
 API_KEY_ENVS = ("AFFECTREASON_API_KEY", "OPENAI_API_KEY")
 RETRYABLE_STATUS = {408, 409, 429, 500, 502, 503, 504}
 
 
 class EndpointError(RuntimeError):
     """The endpoint could not answer; the message says what was tried."""
+
+
+class UnparseableAnswer(ValueError):
+    """The model's answers held nothing usable after all attempts."""
 
 
 class ResponseCache:
@@ -114,6 +121,20 @@ class ChatClient:
         if self.cache is not None:
             self.cache.put(key, text)
         return text
+
+    def ask(self, messages: list[dict[str, str]], parse: Callable[[str], T | None], attempts: int = 3,
+            **settings) -> tuple[T, str]:
+        """(parsed value, answer text): re-asks while ``parse`` returns None, at most ``attempts`` times.
+
+        Only the first try may come from the cache: a cached unparseable answer would come back forever.
+        """
+        text = ""
+        for attempt in range(attempts):
+            text = self.complete(messages, use_cache=attempt == 0, **settings)
+            value = parse(text)
+            if value is not None:
+                return value, text
+        raise UnparseableAnswer(f"no usable answer in {attempts} attempts; last: {text[:160]!r}")
 
     def _post(self, payload: dict) -> str:
         last_error = "no attempt made"

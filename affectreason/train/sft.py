@@ -178,6 +178,7 @@ def _label_metrics(model, tokenizer, chats, recipe: Recipe) -> dict:
     """Generate replies to held-out chats and score their labels against the references'."""
     from affectreason.eval.alignment import align
     from affectreason.eval.ov import set_overlap
+    from affectreason.eval.result import f_score
     from affectreason.reason.parse import parse_explanation
     from affectreason.schema import LabelRecord
 
@@ -194,7 +195,7 @@ def _label_metrics(model, tokenizer, chats, recipe: Recipe) -> dict:
     accuracy = sum(a for a, _ in pairs) / max(len(pairs), 1)
     recall = sum(r for _, r in pairs) / max(len(pairs), 1)
     figures = {"label_accuracy": round(accuracy, 4), "label_recall": round(recall, 4),
-               "label_f1": round(2 * accuracy * recall / (accuracy + recall), 4) if accuracy + recall else 0.0}
+               "label_f1": round(f_score(accuracy, recall), 4)}
     if recipe.eval.wheel_dir:
         from affectreason.eval.ew import score_ew
         from affectreason.eval.wheel import EmotionWheel

@@ -22,7 +22,7 @@ import numpy as np
 from affectreason.eval.embeddings import TextEncoder
 from affectreason.eval.grouping import EmbeddingGrouping
 from affectreason.eval.judges.base import PairScore
-from affectreason.eval.ov import set_overlap
+from affectreason.eval.ov import grouped_sets, set_overlap
 from affectreason.eval.result import f_score
 from affectreason.schema import LabelRecord
 
@@ -88,10 +88,8 @@ class EmbeddingJudge:
         """10 x the OV average of accuracy and recall under embedding grouping."""
         if not reference.labels:
             raise ValueError("reference has no labels to compare with")
-        to_group = self.grouping.canonical(reference.name, [*reference.labels, *prediction.labels])
-        g = {to_group.get(x, x) for x in reference.labels}
-        p = {to_group.get(x, x) for x in prediction.labels}
-        accuracy, recall = set_overlap(g, p)
+        accuracy, recall = set_overlap(*grouped_sets(self.grouping, reference.name, reference.labels,
+                                                     prediction.labels))
         return PairScore(10 * (accuracy + recall) / 2, {"accuracy": accuracy, "recall": recall})
 
     def describe(self) -> dict:

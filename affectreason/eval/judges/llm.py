@@ -18,15 +18,11 @@ import re
 from affectreason.eval.judges.base import PairScore
 from affectreason.reason.prompts import load_prompt
 from affectreason.schema import LabelRecord, normalize_labels
-from affectreason.serve.client import ChatClient
+from affectreason.serve.client import ChatClient, UnparseableAnswer
 
 SCORE_LINE = re.compile(r"score\W{0,10}?(\d+(?:\.\d+)?)\s*(?:/\s*10|out of 10)?", re.IGNORECASE)
 NUMBER = re.compile(r"(?<![\w.])(\d+(?:\.\d+)?)(?:\s*/\s*10)?(?![\w.])")
 JSON_LIST = re.compile(r"\[[^\[\]]*\]", re.DOTALL)
-
-
-class UnparseableAnswer(ValueError):
-    """The judge's answer held no usable score or list after all attempts."""
 
 
 def parse_score(text: str, low: float = 0.0, high: float = 10.0) -> float | None:
@@ -80,15 +76,10 @@ class LLMJudge:
 
     def _ask(self, prompt: str, parse, **variables):
         messages = self.prompts[prompt].render(**variables)
-        text = ""
-        for attempt in range(self.max_attempts):
-            # A cached unparseable answer would come back forever: only the first try may use the cache.
-            text = self.client.complete(messages, temperature=0.0, max_tokens=self.max_tokens,
-                                        use_cache=attempt == 0)
-            value = parse(text)
-            if value is not None:
-                return value, text
-        raise UnparseableAnswer(f"{prompt}: no usable answer in {self.max_attempts} attempts; last: {text[:160]!r}")
+        try:
+            return self.client.ask(messages, parse, self.max_attempts, temperature=0.0, max_tokens=self.max_tokens)
+        except UnparseableAnswer as exc:
+            raise UnparseableAnswer(f"{prompt}: {exc}") from None
 
     def clue_overlap(self, reference: str, prediction: str) -> PairScore:
         """Summarise both descriptions' clues, then score their overlap 0-10."""
