@@ -168,3 +168,24 @@ def test_omni_thinker_hears_the_audio_and_sees_frames(tiny_omni_thinker):
     no_audio = lm.inputs(build_messages(cues), frames, None)
     with torch.inference_mode():
         assert not torch.allclose(lm.lm(**full).logits[0, -1], lm.lm(**no_audio).logits[0, -1])
+
+
+def test_batched_generation_matches_one_at_a_time(tiny_qwen2):
+    lm = ChatLM(str(tiny_qwen2), max_new_tokens=8)
+    chats = [build_messages(CUES), [{"role": "user", "content": "hi"}],
+             build_messages(CUES, prompt="reason/explain_tuned")]
+    assert lm.generate_batch(chats, batch_size=3) == [lm.generate(chat) for chat in chats]
+
+
+def test_adapter_records_the_prompt_it_was_trained_with(tiny_qwen2, adapter, tmp_path):
+    import shutil
+
+    from affectreason.reason.llm import ADAPTER_INFO, HFReasoner
+
+    assert HFReasoner(str(tiny_qwen2), str(adapter)).prompt == "reason/explain"
+    tuned = tmp_path / "tuned"
+    shutil.copytree(adapter, tuned)
+    (tuned / ADAPTER_INFO).write_text(json.dumps({"prompt": "reason/explain_tuned"}))
+    reasoner = HFReasoner(str(tiny_qwen2), str(tuned), max_new_tokens=4)
+    assert reasoner.prompt == "reason/explain_tuned"
+    assert "Reason in three steps" not in build_messages(CUES, prompt=reasoner.prompt)[-1]["content"]

@@ -21,6 +21,7 @@ EXAMPLE_VARIABLES = {
     "judges/emer_label_overlap": {"reference": ["happy", "relaxed"], "prediction": ["joyful"]},
     "judges/ov_synonym_groups": {"labels": ["glad", "happy", "worried"]},
     "reason/explain": {"clip_id": "clip1", "cues": "[Face] AU12 lip corner puller 3.2/5 (0.4-1.8 s, apex 1.0 s)."},
+    "reason/explain_tuned": {"clip_id": "clip1", "cues": "[Face] AU12 lip corner puller 3.2/5 (0.4-1.8 s, apex 1.0 s)."},
 }
 SHIPPED = sorted(str(p.relative_to(prompts_dir()).with_suffix("")) for p in prompts_dir().rglob("*.yaml"))
 

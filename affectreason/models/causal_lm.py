@@ -67,3 +67,22 @@ class ChatLM:
                                       do_sample=False, pad_token_id=self.tokenizer.pad_token_id
                                       or self.tokenizer.eos_token_id)
         return self.tokenizer.decode(output[0][inputs["input_ids"].shape[1]:], skip_special_tokens=True)
+
+    def generate_batch(self, chats: list[list[dict[str, str]]], batch_size: int = 8,
+                       max_new_tokens: int | None = None) -> list[str]:
+        """Replies to many chats, ``batch_size`` at a time (left padding; greedy, as ``generate``)."""
+        import torch
+
+        pad = self.tokenizer.pad_token_id if self.tokenizer.pad_token_id is not None else self.tokenizer.eos_token_id
+        replies = []
+        for start in range(0, len(chats), batch_size):
+            rows = [self.tokenizer.apply_chat_template(m, add_generation_prompt=True, return_dict=True)["input_ids"]
+                    for m in chats[start: start + batch_size]]
+            width = max(len(r) for r in rows)
+            ids = torch.tensor([[pad] * (width - len(r)) + list(r) for r in rows])
+            mask = torch.tensor([[0] * (width - len(r)) + [1] * len(r) for r in rows])
+            with torch.inference_mode():
+                output = self.lm.generate(input_ids=ids, attention_mask=mask, do_sample=False, pad_token_id=pad,
+                                          max_new_tokens=max_new_tokens or self.max_new_tokens)
+            replies += self.tokenizer.batch_decode(output[:, width:], skip_special_tokens=True)
+        return replies

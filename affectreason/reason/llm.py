@@ -1,7 +1,8 @@
 """LLM reasoning backends over textualized cues: a local transformers model (``hf``) or any
 OpenAI-compatible server (``openai``, e.g. a vLLM server) with JSON-schema constrained output.
 
-Both render the ``reason/explain`` prompt with the cue block, and parse whatever comes back with
+Both render the ``reason/explain`` prompt (or, for a fine-tuned adapter, the prompt recorded beside it at
+training time) with the cue block, and parse whatever comes back with
 ``parse_explanation``; a garbled answer becomes an Explanation with ``parse_status`` failed, never
 an exception.
 """
@@ -10,6 +11,7 @@ from __future__ import annotations
 
 import json
 from functools import cache
+from pathlib import Path
 
 import numpy as np
 
@@ -25,9 +27,21 @@ def explanation_schema() -> dict:
     return json.loads((prompts_dir() / "reason" / "explanation.schema.json").read_text(encoding="utf-8"))
 
 
-def build_messages(cues: Cues, max_cue_tokens: int = 400) -> list[dict[str, str]]:
-    """The chat messages asking for an explanation of ``cues``."""
-    return load_prompt("reason/explain").render(clip_id=cues.clip_id, cues=textualize(cues, max_cue_tokens))
+DEFAULT_PROMPT = "reason/explain"
+ADAPTER_INFO = "affectreason_adapter.json"
+
+
+def build_messages(cues: Cues, max_cue_tokens: int = 400, prompt: str = DEFAULT_PROMPT) -> list[dict[str, str]]:
+    """The chat messages asking for an explanation of ``cues`` with prompt ``prompt``."""
+    return load_prompt(prompt).render(clip_id=cues.clip_id, cues=textualize(cues, max_cue_tokens))
+
+
+def adapter_prompt(adapter: str | None) -> str:
+    """The prompt an adapter was trained with (recorded by ``affectreason train``), else the default one."""
+    info = Path(adapter) / ADAPTER_INFO if adapter else None
+    if info is None or not info.is_file():
+        return DEFAULT_PROMPT
+    return json.loads(info.read_text(encoding="utf-8")).get("prompt") or DEFAULT_PROMPT
 
 
 class HFReasoner:
@@ -37,12 +51,13 @@ class HFReasoner:
         from affectreason.models.causal_lm import ChatLM
 
         self.lm = ChatLM(model, adapter, max_new_tokens)
+        self.prompt = adapter_prompt(adapter)
         self.name = "hf"
         self.extractor = None
 
     def explain(self, cues: Cues, clip: Clip | None = None) -> Explanation:
         """Generate and parse one explanation."""
-        text = self.lm.generate(build_messages(cues))
+        text = self.lm.generate(build_messages(cues, prompt=self.prompt))
         return parse_explanation(text, extractor=self.extractor, clip_id=cues.clip_id, backend=self.name,
                                  model=self.lm.name)
 
@@ -70,6 +85,7 @@ class NativeReasoner:
         from affectreason.models.native import NativeMLLM
 
         self.lm = NativeMLLM(model, adapter, max_new_tokens)
+        self.prompt = adapter_prompt(adapter)
         self.max_frames = max_frames
         self.name = "hf-native"
         self.extractor = None
@@ -83,7 +99,7 @@ class NativeReasoner:
 
             track, _ = read_audio(clip.path, start=clip.start, end=clip.end)
             audio = track.samples if track is not None else None
-        text = self.lm.generate(build_messages(cues), frames, audio)
+        text = self.lm.generate(build_messages(cues, prompt=self.prompt), frames, audio)
         explanation = parse_explanation(text, extractor=self.extractor, clip_id=cues.clip_id, backend=self.name,
                                         model=self.lm.name)
         if clip is None:

@@ -33,6 +33,8 @@ class DataSection(Section):
     eval: str | None = None
     max_length: int = Field(default=1024, ge=16)
     over_length: Literal["truncate", "drop"] = "drop"
+    prompt: str = Field(default="reason/explain", description="the prompt the chats were rendered with; recorded "
+                        "beside the adapter so that explain and query render the same one")
 
 
 class OptimSection(Section):
@@ -49,9 +51,11 @@ class ScheduleSection(Section):
     grad_accum: int = Field(default=1, ge=1)
     eval_every: int = Field(default=0, ge=0, description="0: evaluate only at the end")
     save_every: int = Field(default=0, ge=0, description="0: checkpoint only at the end")
-    log_every: int = Field(default=10, ge=1)
     seed: int = 0
     gradient_checkpointing: bool = False
+    mixed_precision: Literal["no", "bf16", "fp16"] = Field(default="no", description="autocast through accelerate")
+    report_to: list[Literal["tensorboard", "wandb"]] = Field(
+        default_factory=list, description="trackers besides train_log.jsonl (their packages must be installed)")
 
 
 class EvalSection(Section):

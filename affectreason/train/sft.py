@@ -1,31 +1,24 @@
-"""LoRA supervised fine-tuning with exact resume.
+"""LoRA / QLoRA supervised fine-tuning of a chat LM on textualized cues (the loop is ``train.loop``).
 
-The loop is plain PyTorch so that its state is fully known: the data order is a pure function of
-(seed, step) (each epoch a seeded permutation), and a checkpoint holds the adapter, optimizer,
-scheduler and every RNG. Resuming from step k therefore reproduces the uninterrupted run's losses.
-Per-step figures (loss, learning rate, tokens/s) go to ``train_log.jsonl`` as they happen.
-QLoRA (4-bit NF4, double quantization, bf16 compute) needs CUDA; elsewhere it is refused up front.
+Chats are tokenized with the model's chat template and only the reply is learned. The adapter is
+saved in peft format with the prompt it was trained with beside it. QLoRA (4-bit NF4, double
+quantization, bf16 compute) needs CUDA; elsewhere it is refused before any weights load.
 """
 
 from __future__ import annotations
 
 import json
-import math
-import random
-import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import numpy as np
-
 import affectreason
+from affectreason.reason.llm import ADAPTER_INFO
+from affectreason.train.loop import LoopParts, TrainError, check_trackers, make_accelerator, run_loop, seed_all
 from affectreason.train.recipe import Recipe
 from affectreason.train.sft_data import Dataset, read_chats, tokenize_chats
 
-
-class TrainError(RuntimeError):
-    """Training cannot start or continue; the message says why."""
+__all__ = ["TrainError", "TrainResult", "collate", "evaluate", "load_model", "train"]
 
 
 @dataclass
@@ -40,30 +33,8 @@ class TrainResult:
     data: dict = field(default_factory=dict)
 
 
-def _seed_all(seed: int) -> None:
-    import torch
-
-    random.seed(seed)
-    np.random.seed(seed)
-    torch.manual_seed(seed)
-
-
-def _batch_indices(n: int, batch_size: int, micro_batch: int, seed: int) -> list[int]:
-    """Example indices of micro-batch number ``micro_batch``: epochs are seeded permutations, back to back."""
-    import torch
-
-    out = []
-    position = micro_batch * batch_size
-    while len(out) < batch_size:
-        epoch, offset = divmod(position, n)
-        order = torch.randperm(n, generator=torch.Generator().manual_seed(seed * 1_000_003 + epoch)).tolist()
-        take = min(batch_size - len(out), n - offset)
-        out += order[offset: offset + take]
-        position += take
-    return out
-
-
-def _collate(examples, pad_id: int):
+def collate(examples, pad_id: int) -> dict:
+    """A padded batch (right padding; prompt and padding positions labelled -100)."""
     import torch
 
     width = max(len(e.input_ids) for e in examples)
@@ -90,7 +61,9 @@ def load_model(recipe: Recipe):
         kwargs["quantization_config"] = BitsAndBytesConfig(
             load_in_4bit=True, bnb_4bit_quant_type="nf4", bnb_4bit_use_double_quant=True,
             bnb_4bit_compute_dtype=torch.bfloat16)
-        kwargs["device_map"] = {"": 0}
+        from accelerate import PartialState
+
+        kwargs["device_map"] = {"": PartialState().local_process_index}
     try:
         tokenizer = AutoTokenizer.from_pretrained(recipe.model.path, local_files_only=True)
         model = AutoModelForCausalLM.from_pretrained(recipe.model.path, **kwargs)
@@ -121,38 +94,20 @@ def check_runtime(recipe: Recipe) -> None:
     if recipe.adapter.kind == "qlora" and not torch.cuda.is_available():
         raise TrainError("adapter.kind=qlora needs a CUDA GPU: bitsandbytes' 4-bit NF4 training kernels do not "
                          "run on the CPU. Use adapter.kind=lora here.")
+    check_trackers(recipe.schedule.report_to)
 
 
-def _latest_checkpoint(output_dir: Path) -> Path | None:
-    checkpoints = sorted((output_dir / "checkpoints").glob("step-*"), key=lambda p: int(p.name.split("-")[1]))
-    return checkpoints[-1] if checkpoints else None
+def save_adapter(folder: Path, model, state_dict: dict | None = None) -> None:
+    """The LoRA adapter in peft format (what vLLM's ``--lora-modules`` and ``attach_adapter`` load)."""
+    model.save_pretrained(folder, state_dict=state_dict)
 
 
-def _save_checkpoint(folder: Path, model, optimizer, scheduler, step: int, losses) -> None:
-    import torch
-
-    folder.mkdir(parents=True, exist_ok=True)
-    model.save_pretrained(folder / "adapter")
-    torch.save({"optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict(),
-                "python_rng": random.getstate(), "numpy_rng": np.random.get_state(),
-                "torch_rng": torch.get_rng_state()}, folder / "state.pt")
-    (folder / "state.json").write_text(json.dumps({"step": step, "losses": losses}))
-
-
-def _restore(folder: Path, model, optimizer, scheduler) -> tuple[int, list]:
-    import torch
+def restore_adapter(folder: Path, model) -> None:
+    """Load adapter weights saved by ``save_adapter`` into ``model``."""
     from peft import set_peft_model_state_dict
     from safetensors.torch import load_file
 
     set_peft_model_state_dict(model, load_file(str(folder / "adapter" / "adapter_model.safetensors")))
-    state = torch.load(folder / "state.pt", weights_only=False)
-    optimizer.load_state_dict(state["optimizer"])
-    scheduler.load_state_dict(state["scheduler"])
-    random.setstate(state["python_rng"])
-    np.random.set_state(state["numpy_rng"])
-    torch.set_rng_state(state["torch_rng"])
-    meta = json.loads((folder / "state.json").read_text())
-    return meta["step"], [tuple(x) for x in meta["losses"]]
 
 
 def evaluate(model, tokenizer, data: Dataset, batch_size: int, chats=None, recipe: Recipe | None = None) -> dict:
@@ -163,7 +118,7 @@ def evaluate(model, tokenizer, data: Dataset, batch_size: int, chats=None, recip
     total, count = 0.0, 0
     with torch.inference_mode():
         for start in range(0, len(data.examples), batch_size):
-            batch = _collate(data.examples[start: start + batch_size], tokenizer.pad_token_id or 0)
+            batch = collate(data.examples[start: start + batch_size], tokenizer.pad_token_id or 0)
             tokens = int((batch["labels"] != -100).sum())
             total += float(model(**batch).loss) * tokens
             count += tokens
@@ -208,68 +163,31 @@ def _label_metrics(model, tokenizer, chats, recipe: Recipe) -> dict:
 def train(recipe: Recipe, resume: bool = False, stop_after: int | None = None,
           on_step: Callable[[dict], None] | None = None) -> TrainResult:
     """Fine-tune per ``recipe``; ``resume`` continues from the latest checkpoint; ``stop_after`` ends early."""
-    import torch
-    from transformers import get_scheduler
-
     check_runtime(recipe)
     output_dir = Path(recipe.output_dir)
     chats = read_chats(recipe.data.train)
     eval_chats = read_chats(recipe.data.eval) if recipe.data.eval else None
-    _seed_all(recipe.schedule.seed)
+    accelerator = make_accelerator(recipe, output_dir)
+    seed_all(recipe.schedule.seed)
     tokenizer, model = load_model(recipe)
     data = tokenize_chats(chats, tokenizer, recipe.data.max_length, recipe.data.over_length)
     eval_data = tokenize_chats(eval_chats, tokenizer, recipe.data.max_length, "truncate") if eval_chats else None
-    params = [p for p in model.parameters() if p.requires_grad]
-    optimizer = torch.optim.AdamW(params, lr=recipe.optim.lr, weight_decay=recipe.optim.weight_decay)
-    scheduler = get_scheduler(recipe.optim.scheduler, optimizer, num_warmup_steps=recipe.optim.warmup_steps,
-                              num_training_steps=recipe.schedule.max_steps)
-    step, losses = 0, []
-    if resume:
-        checkpoint = _latest_checkpoint(output_dir)
-        if checkpoint is None:
-            raise TrainError(f"--resume: no checkpoint under {output_dir / 'checkpoints'}")
-        step, losses = _restore(checkpoint, model, optimizer, scheduler)
-    output_dir.mkdir(parents=True, exist_ok=True)
-    (output_dir / "recipe.resolved.json").write_text(json.dumps(
-        {"recipe": recipe.model_dump(), "affectreason_version": affectreason.__version__}, indent=2))
-    log = (output_dir / "train_log.jsonl").open("a", encoding="utf-8")
-    sched, pad = recipe.schedule, tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
-    model.train()
-    last = min(sched.max_steps, stop_after) if stop_after else sched.max_steps
-    eval_figures: dict = {}
-    while step < last:
-        started, tokens, step_loss = time.perf_counter(), 0, 0.0
-        for micro in range(sched.grad_accum):
-            indices = _batch_indices(len(data.examples), sched.batch_size, step * sched.grad_accum + micro, sched.seed)
-            batch = _collate([data.examples[i] for i in indices], pad)
-            loss = model(**batch).loss / sched.grad_accum
-            loss.backward()
-            step_loss += float(loss.detach())
-            tokens += int(batch["attention_mask"].sum())
-        torch.nn.utils.clip_grad_norm_(params, recipe.optim.max_grad_norm)
-        optimizer.step()
-        scheduler.step()
-        optimizer.zero_grad(set_to_none=True)
-        step += 1
-        losses.append((step, step_loss))
-        record = {"step": step, "loss": round(step_loss, 6), "lr": scheduler.get_last_lr()[0],
-                  "tokens_per_s": round(tokens / (time.perf_counter() - started), 1)}
-        if eval_data and sched.eval_every and step % sched.eval_every == 0:
-            eval_figures = evaluate(model, tokenizer, eval_data, sched.batch_size, eval_chats, recipe)
-            record.update(eval_figures)
-        log.write(json.dumps(record) + "\n")
-        log.flush()
-        if on_step:
-            on_step(record)
-        if sched.save_every and step % sched.save_every == 0:
-            _save_checkpoint(output_dir / "checkpoints" / f"step-{step}", model, optimizer, scheduler, step, losses)
-    log.close()
-    if eval_data and not (sched.eval_every and step % sched.eval_every == 0):
-        eval_figures = evaluate(model, tokenizer, eval_data, sched.batch_size, eval_chats, recipe)
-    adapter_dir = output_dir / "adapter"
-    model.save_pretrained(adapter_dir)
-    tokenizer.save_pretrained(adapter_dir)
-    if not math.isfinite(losses[-1][1]):
-        raise TrainError(f"the loss diverged (step {losses[-1][0]}: {losses[-1][1]}); lower optim.lr")
-    return TrainResult(output_dir, adapter_dir, step, losses, eval_figures,
+    pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
+
+    def save(folder: Path, trained, state_dict: dict | None) -> None:
+        save_adapter(folder, trained, state_dict)
+        tokenizer.save_pretrained(folder)
+        (folder / ADAPTER_INFO).write_text(json.dumps(
+            {"prompt": recipe.data.prompt, "base_model": recipe.model.path,
+             "affectreason_version": affectreason.__version__}, indent=2))
+
+    parts = LoopParts(
+        model=model, n_examples=len(data.examples),
+        make_batch=lambda indices: {k: v.to(accelerator.device) for k, v in
+                                    collate([data.examples[i] for i in indices], pad).items()},
+        save=save, restore=lambda folder, trained: restore_adapter(folder, trained),
+        evaluate=(lambda trained: evaluate(trained, tokenizer, eval_data, recipe.schedule.batch_size, eval_chats,
+                                           recipe)) if eval_data and accelerator.is_main_process else None)
+    step, losses, eval_figures = run_loop(recipe, parts, accelerator, resume, stop_after, on_step)
+    return TrainResult(output_dir, output_dir / "adapter", step, losses, eval_figures,
                        {"examples": len(data.examples), "dropped": data.dropped, "truncated": data.truncated})

@@ -1,0 +1,211 @@
+"""The training loop shared by the text and the feature paths: accelerate, exact resume, logging.
+
+The data order is a pure function of (seed, step): each epoch is a seeded permutation and every
+optimizer step takes the next ``batch_size * grad_accum`` examples. Under ``accelerate launch`` each
+process takes every n-th example of that global batch and its loss is weighted by its share of the
+global target tokens, so N processes compute the same gradient as one process on the whole batch
+(the 2-process CPU test checks it). A checkpoint holds the adapter, optimizer, scheduler and every
+RNG, so resuming from step k reproduces the uninterrupted run's losses.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import random
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+import affectreason
+from affectreason.train.recipe import Recipe
+
+
+class TrainError(RuntimeError):
+    """Training cannot start or continue; the message says why."""
+
+
+@dataclass
+class LoopParts:
+    """What the loop needs from a training path."""
+
+    model: object
+    n_examples: int
+    make_batch: Callable[[list[int]], dict]
+    save: Callable[[Path, object, dict | None], None]
+    restore: Callable[[Path, object], None]
+    evaluate: Callable[[object], dict] | None = None
+
+
+def seed_all(seed: int) -> None:
+    """Seed Python, NumPy and torch."""
+    import torch
+
+    random.seed(seed)
+    np.random.seed(seed)
+    torch.manual_seed(seed)
+
+
+def batch_indices(n: int, batch_size: int, micro_batch: int, seed: int) -> list[int]:
+    """Example indices of micro-batch number ``micro_batch``: epochs are seeded permutations, back to back."""
+    import torch
+
+    out = []
+    position = micro_batch * batch_size
+    while len(out) < batch_size:
+        epoch, offset = divmod(position, n)
+        order = torch.randperm(n, generator=torch.Generator().manual_seed(seed * 1_000_003 + epoch)).tolist()
+        take = min(batch_size - len(out), n - offset)
+        out += order[offset: offset + take]
+        position += take
+    return out
+
+
+def check_trackers(report_to: list[str]) -> None:
+    """Refuse a tracker whose package is missing before any weights load."""
+    import importlib.util
+
+    packages = {"tensorboard": "tensorboard", "wandb": "wandb"}
+    for name in report_to:
+        if importlib.util.find_spec(packages[name]) is None:
+            raise TrainError(f"schedule.report_to includes {name} but the {packages[name]} package is not "
+                             f"installed: `pip install {packages[name]}` or remove it from report_to")
+
+
+def make_accelerator(recipe: Recipe, output_dir: Path):
+    """An Accelerator for this machine or for the ``accelerate launch`` configuration in the environment."""
+    import torch
+    from accelerate import Accelerator
+
+    return Accelerator(mixed_precision=recipe.schedule.mixed_precision, cpu=not torch.cuda.is_available(),
+                       log_with=list(recipe.schedule.report_to) or None, project_dir=str(output_dir))
+
+
+def latest_checkpoint(output_dir: Path) -> Path | None:
+    """The newest ``checkpoints/step-N`` folder, if any."""
+    checkpoints = sorted((output_dir / "checkpoints").glob("step-*"), key=lambda p: int(p.name.split("-")[1]))
+    return checkpoints[-1] if checkpoints else None
+
+
+def _save_state(folder: Path, optimizer, scheduler, step: int, losses) -> None:
+    import torch
+
+    torch.save({"optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict(),
+                "python_rng": random.getstate(), "numpy_rng": np.random.get_state(),
+                "torch_rng": torch.get_rng_state()}, folder / "state.pt")
+    (folder / "state.json").write_text(json.dumps({"step": step, "losses": losses}))
+
+
+def _restore_state(folder: Path, optimizer, scheduler) -> tuple[int, list]:
+    import torch
+
+    state = torch.load(folder / "state.pt", weights_only=False)
+    optimizer.load_state_dict(state["optimizer"])
+    scheduler.load_state_dict(state["scheduler"])
+    random.setstate(state["python_rng"])
+    np.random.set_state(state["numpy_rng"])
+    torch.set_rng_state(state["torch_rng"])
+    meta = json.loads((folder / "state.json").read_text())
+    return meta["step"], [tuple(x) for x in meta["losses"]]
+
+
+def _target_tokens(batch: dict) -> int:
+    # causal LMs predict token t+1 from t, so the first position's label never counts
+    return int((batch["labels"][:, 1:] != -100).sum())
+
+
+def run_loop(recipe: Recipe, parts: LoopParts, accelerator, resume: bool = False, stop_after: int | None = None,
+             on_step: Callable[[dict], None] | None = None) -> tuple[int, list, dict]:
+    """Train ``parts.model`` per ``recipe``; returns (steps done, [(step, loss)], last evaluation figures)."""
+    import torch
+    from transformers import get_scheduler
+
+    sched, output_dir = recipe.schedule, Path(recipe.output_dir)
+    world, rank = accelerator.num_processes, accelerator.process_index
+    if sched.batch_size < world:
+        raise TrainError(f"schedule.batch_size {sched.batch_size} is smaller than the {world} processes")
+    params = [p for p in parts.model.parameters() if p.requires_grad]
+    optimizer = torch.optim.AdamW(params, lr=recipe.optim.lr, weight_decay=recipe.optim.weight_decay)
+    # the scheduler is stepped by hand once per optimizer step: accelerate's wrapper would step it once
+    # per process, changing the schedule with the number of processes
+    scheduler = get_scheduler(recipe.optim.scheduler, optimizer, num_warmup_steps=recipe.optim.warmup_steps,
+                              num_training_steps=sched.max_steps)
+    model, optimizer = accelerator.prepare(parts.model, optimizer)
+    step, losses = 0, []
+    if resume:
+        checkpoint = latest_checkpoint(output_dir)
+        if checkpoint is None:
+            raise TrainError(f"--resume: no checkpoint under {output_dir / 'checkpoints'}")
+        parts.restore(checkpoint, accelerator.unwrap_model(model))
+        step, losses = _restore_state(checkpoint, optimizer, scheduler)
+    if accelerator.is_main_process:
+        output_dir.mkdir(parents=True, exist_ok=True)
+        (output_dir / "recipe.resolved.json").write_text(json.dumps(
+            {"recipe": recipe.model_dump(), "affectreason_version": affectreason.__version__,
+             "processes": world}, indent=2))
+    if sched.report_to:
+        accelerator.init_trackers(output_dir.name, config=json.loads(json.dumps(recipe.model_dump(), default=str)))
+    log = (output_dir / "train_log.jsonl").open("a", encoding="utf-8") if accelerator.is_main_process else None
+    model.train()
+    last = min(sched.max_steps, stop_after) if stop_after else sched.max_steps
+    eval_figures: dict = {}
+    while step < last:
+        started, tokens, step_loss = time.perf_counter(), 0, 0.0
+        for micro in range(sched.grad_accum):
+            indices = batch_indices(parts.n_examples, sched.batch_size, step * sched.grad_accum + micro, sched.seed)
+            batch = parts.make_batch(indices[rank::world])
+            local = _target_tokens(batch)
+            total = int(accelerator.reduce(torch.tensor(local, device=accelerator.device), "sum")) if world > 1 \
+                else local
+            with accelerator.autocast():
+                loss = model(**batch).loss
+            # DDP averages gradients over processes: weighting by the token share makes that the global mean
+            scaled = loss * (local / max(total, 1) * world) / sched.grad_accum
+            accelerator.backward(scaled)
+            step_loss += float(accelerator.reduce(scaled.detach(), "mean")) if world > 1 else float(scaled.detach())
+            tokens += int(batch["attention_mask"].sum()) * world
+        accelerator.clip_grad_norm_(params, recipe.optim.max_grad_norm)
+        optimizer.step()
+        scheduler.step()
+        optimizer.zero_grad(set_to_none=True)
+        step += 1
+        losses.append((step, step_loss))
+        record = {"step": step, "loss": round(step_loss, 6), "lr": scheduler.get_last_lr()[0],
+                  "tokens_per_s": round(tokens / (time.perf_counter() - started), 1)}
+        if parts.evaluate and sched.eval_every and step % sched.eval_every == 0:
+            eval_figures = parts.evaluate(accelerator.unwrap_model(model))
+            record.update(eval_figures)
+        if log:
+            log.write(json.dumps(record) + "\n")
+            log.flush()
+        if sched.report_to:
+            accelerator.log({k: v for k, v in record.items() if k != "step"}, step=step)
+        if on_step:
+            on_step(record)
+        if sched.save_every and step % sched.save_every == 0:
+            _checkpoint(output_dir / "checkpoints" / f"step-{step}", parts, model, optimizer, scheduler, step,
+                        losses, accelerator)
+    if log:
+        log.close()
+    if parts.evaluate and not (sched.eval_every and step % sched.eval_every == 0):
+        eval_figures = parts.evaluate(accelerator.unwrap_model(model))
+    if accelerator.is_main_process:
+        parts.save(output_dir / "adapter", accelerator.unwrap_model(model), accelerator.get_state_dict(model))
+    accelerator.wait_for_everyone()
+    if sched.report_to:
+        accelerator.end_training()
+    if not math.isfinite(losses[-1][1]):
+        raise TrainError(f"the loss diverged (step {losses[-1][0]}: {losses[-1][1]}); lower optim.lr")
+    return step, losses, eval_figures
+
+
+def _checkpoint(folder: Path, parts: LoopParts, model, optimizer, scheduler, step, losses, accelerator) -> None:
+    state_dict = accelerator.get_state_dict(model)
+    if accelerator.is_main_process:
+        folder.mkdir(parents=True, exist_ok=True)
+        parts.save(folder / "adapter", accelerator.unwrap_model(model), state_dict)
+        _save_state(folder, optimizer, scheduler, step, losses)
+    accelerator.wait_for_everyone()
