@@ -396,13 +396,75 @@ def _batch(path: Path, out: Path | None, config, workers: int, backend) -> None:
         raise typer.Exit(1)
 
 
+@app.command("data")
+def data_cmd(
+    recipe: Annotated[str, typer.Argument(help="data recipe: a name from data_recipes/ or a YAML path")],
+    out: Annotated[Path, typer.Option("--out", help="output folder (JSONL per split, dataset/, sharegpt/, reports)")],
+    overrides: Annotated[list[str] | None, typer.Argument(help="key=value overrides, e.g. limit=200")] = None,
+    anchors: Annotated[Path | None, typer.Option(
+        "--anchors", help="anchor data folder, {anchors} in recipes (or env AFFECTREASON_ANCHORS)")] = None,
+    data_dir: Annotated[Path, typer.Option("--data-dir", help="corpus folder, {data} in recipes")] = Path("."),
+    strict: Annotated[bool, typer.Option("--strict", help="a skipped row or field is an error")] = False,
+    tokenizer: Annotated[str | None, typer.Option("--tokenizer", help="local tokenizer folder for token counts "
+                                                                      "(default: characters / 4)")] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="print the counts and stats.json as JSON")] = False,
+) -> None:
+    """Build instruction data from a recipe: JSONL per split, a DatasetDict, a LLaMA-Factory export, a report."""
+    from rich.progress import Progress
+
+    from affectreason.data.build import build_dataset
+    from affectreason.data.recipe import anchors_dir, load_data_recipe
+
+    try:
+        spec = load_data_recipe(recipe, overrides)
+        with Progress(console=err, transient=True) as progress:
+            current: list = []
+            result = build_dataset(
+                spec, out, anchors_dir(anchors), data_dir, strict, tokenizer,
+                stage=lambda name, total: current.append(progress.add_task(name, total=total)),
+                step=lambda: progress.advance(current[-1]))
+    except USER_ERRORS as exc:
+        _fail(str(exc))
+    counts = result.manifest["counts"]
+    if as_json:
+        sys.stdout.write(json.dumps({"out": str(out), "counts": counts, "stats": result.stats}, ensure_ascii=False)
+                         + "\n")
+        return
+    splits = ", ".join(f"{k} {v}" for k, v in counts["splits"].items())
+    labels = result.stats["labels"]
+    top = ", ".join(f"{k} {v}" for k, v in list(labels["frequencies"].items())[:8])
+    tokens = result.stats["tokens"]
+    err.print(f"{spec.name}: {counts['records']} records ({splits}) from {counts['rows']} rows; "
+              f"{counts['duplicates']} duplicate ids, {counts['incomplete']} incomplete rows, "
+              f"{counts['issues']} issues (issues.jsonl)", highlight=False)
+    for issue in result.issues[:5]:
+        err.print(f"  [yellow]{issue}[/yellow]", highlight=False)
+    err.print(f"labels: {labels['vocabulary_size']} distinct; {top}", highlight=False)
+    err.print(f"tokens ({tokens['counted_by']}): prompt median {tokens['user']['median']:.0f}, "
+              f"target median {tokens['assistant']['median']:.0f} (max {tokens['assistant']['max']})", highlight=False)
+    err.print("modalities: " + ", ".join(f"{k} {v:.0%}" for k, v in result.stats["modalities"].items()),
+              highlight=False)
+    if "teacher" in result.stats:
+        teacher = result.stats["teacher"]
+        err.print(f"teacher: kept {teacher['kept']}/{teacher['asked']} ({teacher['kept_share']:.1%}); "
+                  f"{teacher['outcomes']}", highlight=False)
+    err.print(f"written to {out}: " + ", ".join(f"{k}.jsonl" for k in counts["splits"])
+              + ", dataset/, sharegpt/ (dataset_info.json), stats.json, manifest.json", highlight=False)
+
+
 @app.command("train")
 def train_cmd(
     recipe: Annotated[str, typer.Argument(help="recipe YAML path (or the name of a packaged recipe)")],
     overrides: Annotated[list[str] | None, typer.Argument(help="key=value overrides, e.g. optim.lr=1e-4")] = None,
     resume: Annotated[bool, typer.Option("--resume", help="continue from the latest checkpoint")] = False,
+    launch: Annotated[str | None, typer.Option(
+        "--launch", help="run under `accelerate launch` with a shipped config (cpu-ddp, ddp, fsdp, "
+        "deepspeed-zero2, deepspeed-zero3) or an accelerate config file")] = None,
+    num_processes: Annotated[int | None, typer.Option("--num-processes", help="with --launch: processes")] = None,
 ) -> None:
     """LoRA / QLoRA fine-tuning of a chat LM on instruction data (loss on the assistant reply only)."""
+    import os
+
     from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
 
     from affectreason.train.recipe import RecipeError, load_recipe
@@ -413,10 +475,22 @@ def train_cmd(
         spec = load_recipe(recipe, overrides)
     except RecipeError as exc:
         _fail(str(exc))
+    if launch:
+        import subprocess
+
+        from affectreason.train.launch import launch_command
+
+        try:
+            command = launch_command(launch, [recipe, *(overrides or []), *(["--resume"] if resume else [])],
+                                     num_processes)
+        except TrainError as exc:
+            _fail(str(exc))
+        raise typer.Exit(subprocess.call(command))
     columns = [TextColumn("step {task.completed}/{task.total}"), BarColumn(), TextColumn("{task.fields[status]}"),
                TimeRemainingColumn()]
+    main_process = os.environ.get("RANK", "0") == "0"
     try:
-        with Progress(*columns, console=err) as progress:
+        with Progress(*columns, console=err, disable=not main_process) as progress:
             task = progress.add_task("train", total=spec.schedule.max_steps, status="")
 
             def on_step(record: dict) -> None:
@@ -426,8 +500,9 @@ def train_cmd(
             result = train(spec, resume=resume, on_step=on_step)
     except (TrainError, DataError) as exc:
         _fail(str(exc))
-    err.print(f"{result.steps} steps; final loss {result.losses[-1][1]:.4f}; {result.data}; eval {result.eval}; "
-              f"adapter in {result.adapter_dir}")
+    if main_process:
+        err.print(f"{result.steps} steps; final loss {result.losses[-1][1]:.4f}; {result.data}; eval {result.eval}; "
+                  f"adapter in {result.adapter_dir}")
 
 
 @app.command("export")

@@ -15,13 +15,14 @@ import pytest
 from affectreason.reason.prompts import PromptError, load_prompt, prompts_dir
 
 SNAPSHOTS = Path(__file__).parent / "snapshots"
+CUE_LINE = "[Face] AU12 lip corner puller 3.2/5 (0.4-1.8 s, apex 1.0 s)."
 EXAMPLE_VARIABLES = {
     "judges/emer_clue_overlap": {"reference": "He smiles and laughs.", "prediction": "He grins widely."},
     "judges/emer_label_extract": {"text": "She looks worried and a little angry."},
     "judges/emer_label_overlap": {"reference": ["happy", "relaxed"], "prediction": ["joyful"]},
     "judges/ov_synonym_groups": {"labels": ["glad", "happy", "worried"]},
-    "reason/explain": {"clip_id": "clip1", "cues": "[Face] AU12 lip corner puller 3.2/5 (0.4-1.8 s, apex 1.0 s)."},
-    "reason/explain_tuned": {"clip_id": "clip1", "cues": "[Face] AU12 lip corner puller 3.2/5 (0.4-1.8 s, apex 1.0 s)."},
+    "reason/explain": {"clip_id": "clip1", "cues": CUE_LINE},
+    "reason/explain_tuned": {"clip_id": "clip1", "cues": CUE_LINE},
 }
 SHIPPED = sorted(str(p.relative_to(prompts_dir()).with_suffix("")) for p in prompts_dir().rglob("*.yaml"))
 

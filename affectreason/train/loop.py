@@ -84,6 +84,17 @@ def make_accelerator(recipe: Recipe, output_dir: Path):
                        log_with=list(recipe.schedule.report_to) or None, project_dir=str(output_dir))
 
 
+def flat_config(tree: dict, prefix: str = "") -> dict[str, int | float | str | bool]:
+    """A recipe as dotted keys with scalar values (what TensorBoard's hyper-parameter view accepts)."""
+    flat: dict[str, int | float | str | bool] = {}
+    for key, value in tree.items():
+        if isinstance(value, dict):
+            flat.update(flat_config(value, f"{prefix}{key}."))
+        else:
+            flat[prefix + key] = value if isinstance(value, int | float | str | bool) else json.dumps(value)
+    return flat
+
+
 def latest_checkpoint(output_dir: Path) -> Path | None:
     """The newest ``checkpoints/step-N`` folder, if any."""
     checkpoints = sorted((output_dir / "checkpoints").glob("step-*"), key=lambda p: int(p.name.split("-")[1]))
@@ -147,7 +158,7 @@ def run_loop(recipe: Recipe, parts: LoopParts, accelerator, resume: bool = False
             {"recipe": recipe.model_dump(), "affectreason_version": affectreason.__version__,
              "processes": world}, indent=2))
     if sched.report_to:
-        accelerator.init_trackers(output_dir.name, config=json.loads(json.dumps(recipe.model_dump(), default=str)))
+        accelerator.init_trackers(output_dir.name, config=flat_config(recipe.model_dump()))
     log = (output_dir / "train_log.jsonl").open("a", encoding="utf-8") if accelerator.is_main_process else None
     model.train()
     last = min(sched.max_steps, stop_after) if stop_after else sched.max_steps
