@@ -32,6 +32,12 @@ def prompts_dir() -> Path:
     return Path(str(resources.files("affectreason.prompts")))
 
 
+@cache
+def _compiled(source: str) -> jinja2.Template:
+    # compiling costs ~2 ms; data recipes render one prompt per record
+    return _ENV.from_string(source)
+
+
 @dataclass(frozen=True)
 class PromptTemplate:
     """A versioned chat prompt."""
@@ -45,7 +51,7 @@ class PromptTemplate:
     def render(self, **variables: object) -> list[dict[str, str]]:
         """Chat messages with the variables filled in."""
         try:
-            user = _ENV.from_string(self.user).render(**variables).strip()
+            user = _compiled(self.user).render(**variables).strip()
         except jinja2.UndefinedError as exc:
             raise PromptError(f"prompt {self.name!r}: {exc}") from None
         messages = [{"role": "system", "content": self.system.strip()}] if self.system.strip() else []

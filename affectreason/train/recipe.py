@@ -10,6 +10,8 @@ from typing import Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
+from affectreason.overrides import apply_overrides
+
 
 class Section(BaseModel):
     model_config = ConfigDict(extra="forbid")
@@ -88,16 +90,6 @@ class RecipeError(ValueError):
     """A recipe cannot be used; the message names the key."""
 
 
-def _set(tree: dict, dotted: str, value: object) -> None:
-    keys = dotted.split(".")
-    node = tree
-    for key in keys[:-1]:
-        node = node.setdefault(key, {})
-        if not isinstance(node, dict):
-            raise RecipeError(f"override {dotted}: {key} is not a section")
-    node[keys[-1]] = value
-
-
 def packaged_recipes() -> list[str]:
     """Names of the recipes shipped with the library."""
     folder = resources.files("affectreason.train") / "recipes"
@@ -116,11 +108,7 @@ def load_recipe(source: str | Path, overrides: list[str] | None = None) -> Recip
         tree = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
     except yaml.YAMLError as exc:
         raise RecipeError(f"{path}: not valid YAML ({exc})") from None
-    for item in overrides or []:
-        if "=" not in item:
-            raise RecipeError(f"override {item!r} is not key=value")
-        key, raw = item.split("=", 1)
-        _set(tree, key.strip(), yaml.safe_load(raw))
+    apply_overrides(tree, overrides or [], RecipeError)
     try:
         return Recipe.model_validate(tree)
     except ValidationError as exc:
