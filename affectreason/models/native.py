@@ -1,9 +1,10 @@
-"""Native multimodal mode: Qwen2-VL / Qwen2.5-VL models see key frames, the Qwen2.5-Omni thinker sees
-key frames and hears the audio, both alongside the textualized cues.
+"""Native multimodal mode: Qwen2-VL / Qwen2.5-VL models see key frames (as images, or as one video), the
+Qwen2.5-Omni thinker sees key frames and hears the audio, both alongside the textualized cues.
 
 The full processors need torchvision (for video), whose PyPI builds do not load beside the CPU torch
 these machines use, so inputs are built here: frames through the PIL image processor
-(``Qwen2VLImageProcessorPil``; vision start + one image token per merged patch + vision end), audio
+(``Qwen2VLImageProcessorPil``; vision start + one image token per merged patch + vision end), a video as
+frame pairs patchified in the layout of Qwen's video processor (``video_pixels``), audio
 through ``WhisperFeatureExtractor`` (audio start + one audio token per 4 feature frames, the thinker's
 downsampling, + audio end), placed before the text of the last user message. A thinker folder keeps its
 Whisper feature extractor in ``audio/`` (both processors save ``preprocessor_config.json``).
@@ -30,6 +31,31 @@ def native_kind(model: str) -> str | None:
         return None
     model_type = json.loads(config.read_text(encoding="utf-8")).get("model_type")
     return "vl" if model_type in VISION_LANGUAGE else "omni" if model_type in OMNI_THINKER else None
+
+
+def video_pixels(processor, frames: list[np.ndarray]) -> tuple[np.ndarray, list[int]]:
+    """Qwen-VL video patches of ``frames`` (RGB arrays) and their (t, h, w) grid.
+
+    Frames are resized like images, then each pair of consecutive frames forms one temporal patch
+    (an odd last frame is repeated), flattened in the order of Qwen's own video processor.
+    """
+    from PIL import Image
+    from transformers.models.qwen2_vl.image_processing_pil_qwen2_vl import smart_resize
+
+    p, m, tp = processor.patch_size, processor.merge_size, processor.temporal_patch_size
+    height, width = frames[0].shape[:2]
+    rh, rw = smart_resize(height, width, factor=p * m, min_pixels=processor.size.shortest_edge,
+                          max_pixels=processor.size.longest_edge)
+    clip = np.stack([np.asarray(Image.fromarray(f).convert("RGB").resize((rw, rh), Image.BICUBIC), np.float32)
+                     for f in frames]) / 255.0
+    clip = ((clip - np.array(processor.image_mean)) / np.array(processor.image_std)).transpose(0, 3, 1, 2)
+    if len(clip) % tp:
+        clip = np.concatenate([clip, np.repeat(clip[-1:], tp - len(clip) % tp, axis=0)])
+    grid = [len(clip) // tp, rh // p, rw // p]
+    channels = clip.shape[1]
+    patches = clip.reshape(grid[0], tp, channels, grid[1] // m, m, p, grid[2] // m, m, p)
+    patches = patches.transpose(0, 3, 6, 4, 7, 2, 1, 5, 8)
+    return patches.reshape(grid[0] * grid[1] * grid[2], channels * tp * p * p).astype(np.float32), grid
 
 
 @dataclass
@@ -72,20 +98,33 @@ class NativeMLLM:
         self.image_token_id = image_id
         token = self.tokenizer.convert_ids_to_tokens
         self.vision_tokens = [token(i) for i in (config.vision_start_token_id, image_id, config.vision_end_token_id)]
+        video_id = getattr(config, "video_token_id", None)
+        self.video_token = token(video_id) if self.kind == "vl" and video_id is not None else None
         if self.kind == "omni":
             self.audio_tokens = [token(i) for i in (config.audio_start_token_id, config.audio_token_index,
                                                     config.audio_end_token_id)]
         self.merge = self.images.merge_size ** 2
         self.lm.eval()
 
-    def inputs(self, messages: list[dict[str, str]], frames: list[np.ndarray],
-               audio: np.ndarray | None = None, rate: int = 16_000) -> dict:
-        """Model inputs: ``frames`` (RGB arrays) and, for an Omni thinker, ``audio`` before the last user text."""
+    def media(self, frames: list[np.ndarray], audio: np.ndarray | None = None, rate: int = 16_000,
+              video_fps: float | None = None) -> tuple[str, dict]:
+        """The placeholder text and tensors for ``frames`` (images, or one video sampled at ``video_fps``)
+        and, for an Omni thinker, ``audio``."""
+        import torch
         from PIL import Image
 
         extra: dict = {}
         prefix = ""
-        if frames:
+        if frames and video_fps:
+            if self.video_token is None:
+                raise ValueError(f"{self.name}: video input is supported for Qwen2-VL / Qwen2.5-VL models")
+            patches, grid = video_pixels(self.images, frames)
+            start, _, end = self.vision_tokens
+            prefix += start + self.video_token * (grid[0] * grid[1] * grid[2] // self.merge) + end
+            extra.update(pixel_values_videos=torch.from_numpy(patches), video_grid_thw=torch.tensor([grid]))
+            if self.lm.config.model_type == "qwen2_5_vl":
+                extra["second_per_grid_ts"] = torch.tensor([self.images.temporal_patch_size / video_fps])
+        elif frames:
             pixels = self.images(images=[Image.fromarray(f) for f in frames], return_tensors="pt")
             start, pad, end = self.vision_tokens
             prefix += "".join(start + pad * (int(grid.prod()) // self.merge) + end for grid in pixels["image_grid_thw"])
@@ -98,12 +137,47 @@ class NativeMLLM:
             start, pad, end = self.audio_tokens
             prefix += start + pad * count + end
             extra.update(input_features=features["input_features"], feature_attention_mask=mask)
+        return prefix, extra
+
+    def token_types(self, input_ids):
+        """Qwen-VL's ``mm_token_type_ids``: 1 for image tokens, 2 for video tokens, 0 for text."""
+        types = (input_ids == self.image_token_id).int()
+        if self.video_token is not None:
+            types[input_ids == self.tokenizer.convert_tokens_to_ids(self.video_token)] = 2
+        return types
+
+    def inputs(self, messages: list[dict[str, str]], frames: list[np.ndarray], audio: np.ndarray | None = None,
+               rate: int = 16_000, video_fps: float | None = None) -> dict:
+        """Model inputs with the media placed before the text of the last user message."""
+        prefix, extra = self.media(frames, audio, rate, video_fps)
         messages = [dict(m) for m in messages]
         messages[-1]["content"] = prefix + messages[-1]["content"]
         inputs = dict(self.tokenizer.apply_chat_template(messages, add_generation_prompt=True, return_dict=True,
                                                          return_tensors="pt"))
         if self.kind == "vl":
-            inputs["mm_token_type_ids"] = (inputs["input_ids"] == self.image_token_id).int()
+            inputs["mm_token_type_ids"] = self.token_types(inputs["input_ids"])
+        return {**inputs, **extra}
+
+    def training_inputs(self, messages: list[dict[str, str]], frames: list[np.ndarray],
+                        audio: np.ndarray | None = None, video_fps: float | None = None) -> dict:
+        """Inputs for a chat whose last message is the reply to learn, with reply-only ``labels``."""
+        import torch
+
+        prefix, extra = self.media(frames, audio, video_fps=video_fps)
+        chat = [dict(m) for m in messages]
+        last_user = max(i for i, m in enumerate(chat) if m["role"] == "user")
+        chat[last_user]["content"] = prefix + chat[last_user]["content"]
+        prompt = self.tokenizer.apply_chat_template(chat[:-1], add_generation_prompt=True, tokenize=False)
+        full = self.tokenizer.apply_chat_template(chat, tokenize=False)
+        if not full.startswith(prompt):
+            raise ValueError("the chat template renders the prompt differently inside the full chat")
+        prompt_ids = self.tokenizer(prompt, add_special_tokens=False)["input_ids"]
+        reply_ids = self.tokenizer(full[len(prompt):], add_special_tokens=False)["input_ids"]
+        ids = torch.tensor([prompt_ids + reply_ids])
+        inputs = {"input_ids": ids, "attention_mask": torch.ones_like(ids),
+                  "labels": torch.tensor([[-100] * len(prompt_ids) + reply_ids])}
+        if self.kind == "vl":
+            inputs["mm_token_type_ids"] = self.token_types(ids)
         return {**inputs, **extra}
 
     def generate(self, messages: list[dict[str, str]], frames: list[np.ndarray], audio: np.ndarray | None = None,

@@ -35,6 +35,10 @@ class DataSection(Section):
     eval: str | None = None
     max_length: int = Field(default=1024, ge=16)
     over_length: Literal["truncate", "drop"] = "drop"
+    frames: Literal["video", "images"] = Field(default="video", description="native models: how clip frames are "
+                                               "given (one video input, or separate images)")
+    fps: float = Field(default=2.0, gt=0, description="native models: frames sampled per second of video")
+    max_frames: int = Field(default=8, ge=1, description="native models: at most this many frames per clip")
     prompt: str = Field(default="reason/explain", description="the prompt the chats were rendered with; recorded "
                         "beside the adapter so that explain and query render the same one")
 

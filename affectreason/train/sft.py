@@ -31,6 +31,7 @@ class TrainResult:
     losses: list[tuple[int, float]] = field(default_factory=list)
     eval: dict = field(default_factory=dict)
     data: dict = field(default_factory=dict)
+    model: object = field(default=None, repr=False)  # the trained (peft) model, still in memory
 
 
 def collate(examples, pad_id: int) -> dict:
@@ -97,9 +98,14 @@ def check_runtime(recipe: Recipe) -> None:
     check_trackers(recipe.schedule.report_to)
 
 
-def save_adapter(folder: Path, model, state_dict: dict | None = None) -> None:
-    """The LoRA adapter in peft format (what vLLM's ``--lora-modules`` and ``attach_adapter`` load)."""
+def save_adapter(folder: Path, model, tokenizer, recipe: Recipe, state_dict: dict | None = None) -> None:
+    """The LoRA adapter in peft format (what vLLM's ``--lora-modules`` and ``attach_adapter`` load), its
+    tokenizer, and the prompt it was trained with."""
     model.save_pretrained(folder, state_dict=state_dict)
+    tokenizer.save_pretrained(folder)
+    (folder / ADAPTER_INFO).write_text(json.dumps(
+        {"prompt": recipe.data.prompt, "base_model": recipe.model.path,
+         "affectreason_version": affectreason.__version__}, indent=2))
 
 
 def restore_adapter(folder: Path, model) -> None:
@@ -163,7 +169,13 @@ def _label_metrics(model, tokenizer, chats, recipe: Recipe) -> dict:
 def train(recipe: Recipe, resume: bool = False, stop_after: int | None = None,
           on_step: Callable[[dict], None] | None = None) -> TrainResult:
     """Fine-tune per ``recipe``; ``resume`` continues from the latest checkpoint; ``stop_after`` ends early."""
+    from affectreason.models.native import native_kind
+
     check_runtime(recipe)
+    if native_kind(recipe.model.path):
+        from affectreason.train.native import train_native
+
+        return train_native(recipe, resume, stop_after, on_step)
     output_dir = Path(recipe.output_dir)
     chats = read_chats(recipe.data.train)
     eval_chats = read_chats(recipe.data.eval) if recipe.data.eval else None
@@ -174,20 +186,14 @@ def train(recipe: Recipe, resume: bool = False, stop_after: int | None = None,
     eval_data = tokenize_chats(eval_chats, tokenizer, recipe.data.max_length, "truncate") if eval_chats else None
     pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
 
-    def save(folder: Path, trained, state_dict: dict | None) -> None:
-        save_adapter(folder, trained, state_dict)
-        tokenizer.save_pretrained(folder)
-        (folder / ADAPTER_INFO).write_text(json.dumps(
-            {"prompt": recipe.data.prompt, "base_model": recipe.model.path,
-             "affectreason_version": affectreason.__version__}, indent=2))
-
     parts = LoopParts(
         model=model, n_examples=len(data.examples),
         make_batch=lambda indices: {k: v.to(accelerator.device) for k, v in
                                     collate([data.examples[i] for i in indices], pad).items()},
-        save=save, restore=lambda folder, trained: restore_adapter(folder, trained),
+        save=lambda folder, trained, state_dict: save_adapter(folder, trained, tokenizer, recipe, state_dict),
+        restore=restore_adapter,
         evaluate=(lambda trained: evaluate(trained, tokenizer, eval_data, recipe.schedule.batch_size, eval_chats,
                                            recipe)) if eval_data and accelerator.is_main_process else None)
     step, losses, eval_figures = run_loop(recipe, parts, accelerator, resume, stop_after, on_step)
     return TrainResult(output_dir, output_dir / "adapter", step, losses, eval_figures,
-                       {"examples": len(data.examples), "dropped": data.dropped, "truncated": data.truncated})
+                       {"examples": len(data.examples), "dropped": data.dropped, "truncated": data.truncated}, model)
