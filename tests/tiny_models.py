@@ -139,3 +139,28 @@ if __name__ == "__main__":
     print(build_qwen2(out / "qwen2"))
     print(build_qwen2_5_vl(out / "qwen2_5_vl"))
     print(build_qwen2_5_omni_thinker(out / "qwen2_5_omni_thinker"))
+
+
+def build_siglip_vision(folder: Path, seed: int = 0) -> Path:
+    """A random-init SigLIP image encoder (32x32 input, 8x8 patches, 1 layer, width 32)."""
+    import torch
+    from transformers import SiglipVisionConfig, SiglipVisionModel
+
+    torch.manual_seed(seed)
+    config = SiglipVisionConfig(hidden_size=32, intermediate_size=64, num_hidden_layers=1, num_attention_heads=2,
+                                image_size=32, patch_size=8)
+    SiglipVisionModel(config).save_pretrained(folder)
+    return folder
+
+
+def build_whisper_encoder(folder: Path, seed: int = 0) -> Path:
+    """A random-init Whisper (1 encoder layer, width 32, 80 mel bins); its encoder is what the feature path uses."""
+    import torch
+    from transformers import WhisperConfig, WhisperModel
+
+    torch.manual_seed(seed)
+    config = WhisperConfig(d_model=32, encoder_layers=1, decoder_layers=1, encoder_attention_heads=2,
+                           decoder_attention_heads=2, encoder_ffn_dim=64, decoder_ffn_dim=64, num_mel_bins=80,
+                           vocab_size=51865, max_target_positions=32)
+    WhisperModel(config).save_pretrained(folder)
+    return folder

@@ -70,6 +70,26 @@ class EvalSection(Section):
     wheel_dir: str | None = Field(default=None, description="emotion-wheel folder: adds the EW F-score")
 
 
+class FeatureSection(Section):
+    """The feature path: frozen encoders -> projector(s) -> placeholder tokens of the LLM (trains projector + LoRA)."""
+
+    vision: str | None = Field(default=None, description="SigLIP / CLIP folder (frames of videos, or images)")
+    audio: str | None = Field(default=None, description="Whisper / HuBERT folder (audio of audios, or of videos)")
+    projector: Literal["linear", "mlp", "qformer"] = "mlp"
+    tokens: int = Field(default=8, ge=1, description="LLM tokens per modality (or fused block)")
+    fusion: Literal["none", "attention"] = Field(default="none", description="attention: AffectGPT pre-fusion")
+    cache: str | None = Field(default=None, description="feature cache folder (default: <output_dir>/features)")
+    window: float = Field(default=0.5, gt=0, description="seconds of audio per audio feature step")
+
+    @model_validator(mode="after")
+    def _some_encoder(self) -> FeatureSection:
+        if not self.vision and not self.audio:
+            raise ValueError("give features.vision and/or features.audio")
+        if self.fusion == "attention" and not (self.vision and self.audio):
+            raise ValueError("fusion=attention fuses audio with video: give both features.vision and features.audio")
+        return self
+
+
 class Recipe(Section):
     """One training setup."""
 
@@ -79,6 +99,7 @@ class Recipe(Section):
     optim: OptimSection = Field(default_factory=OptimSection)
     schedule: ScheduleSection = Field(default_factory=ScheduleSection)
     eval: EvalSection = Field(default_factory=EvalSection)
+    features: FeatureSection | None = None
     output_dir: str
 
     @model_validator(mode="after")

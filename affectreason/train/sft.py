@@ -172,6 +172,10 @@ def train(recipe: Recipe, resume: bool = False, stop_after: int | None = None,
     from affectreason.models.native import native_kind
 
     check_runtime(recipe)
+    if recipe.features:
+        from affectreason.train.features import train_features
+
+        return train_features(recipe, resume, stop_after, on_step)
     if native_kind(recipe.model.path):
         from affectreason.train.native import train_native
 

@@ -29,6 +29,7 @@ class Dataset:
     examples: list[Example]
     dropped: int = 0
     truncated: int = 0
+    kept: list[int] = field(default_factory=list)  # index of each example's chat
     notes: list[str] = field(default_factory=list)
 
 
@@ -62,7 +63,7 @@ def tokenize_chats(chats: list[list[dict[str, str]]], tokenizer, max_length: int
                    over_length: str = "drop") -> Dataset:
     """Token ids and reply-only labels for every chat."""
     data = Dataset([])
-    for messages in chats:
+    for index, messages in enumerate(chats):
         prompt = tokenizer.apply_chat_template(messages[:-1], add_generation_prompt=True, tokenize=True)
         full = tokenizer.apply_chat_template(messages, tokenize=True)
         prompt, full = list(_ids(prompt)), list(_ids(full))
@@ -80,6 +81,7 @@ def tokenize_chats(chats: list[list[dict[str, str]]], tokenizer, max_length: int
             continue
         data.truncated += cut
         data.examples.append(Example(full, labels))
+        data.kept.append(index)
     if not data.examples:
         raise DataError(f"every example was longer than max_length={max_length} or had no reply tokens")
     return data

@@ -1,0 +1,118 @@
+"""Frozen media encoders from transformers for the feature path: SigLIP / CLIP image encoders over
+frames, the Whisper encoder or HuBERT over the audio. Each turns a clip's media into a sequence of
+feature vectors (one per frame; one per ``window`` seconds of audio).
+
+An encoder is a local folder (a full SigLIP/CLIP/Whisper checkpoint or only its vision/encoder part);
+nothing is downloaded. Image preprocessing follows the folder's ``preprocessor_config.json`` (mean,
+std) when there is one, else the model family's constants, so no torchvision-backed processor is needed.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from affectreason.models.causal_lm import ModelMissing
+
+VISION_TYPES = {"siglip", "siglip_vision_model", "siglip2", "siglip2_vision_model", "clip", "clip_vision_model"}
+AUDIO_TYPES = {"whisper", "hubert"}
+CLIP_MEAN, CLIP_STD = (0.48145466, 0.4578275, 0.40821073), (0.26862954, 0.26130258, 0.27577711)
+
+
+def encoder_modality(path: str | Path) -> str:
+    """"vision" or "audio", from the folder's config.json; an error names the supported families."""
+    config = Path(path) / "config.json"
+    if not config.is_file():
+        raise ModelMissing(f"encoder {path}: no config.json; give a local SigLIP, CLIP, Whisper or HuBERT folder")
+    model_type = json.loads(config.read_text(encoding="utf-8")).get("model_type")
+    if model_type in VISION_TYPES:
+        return "vision"
+    if model_type in AUDIO_TYPES:
+        return "audio"
+    raise ModelMissing(f"encoder {path}: model_type {model_type!r} is not one of "
+                       f"{sorted(VISION_TYPES | AUDIO_TYPES)}")
+
+
+@dataclass
+class FrozenEncoder:
+    """A frozen vision or audio encoder loaded from a local folder."""
+
+    path: str
+    window: float = 0.5
+    modality: str = field(init=False)
+    dim: int = field(init=False)
+
+    def __post_init__(self) -> None:
+        import torch
+        from transformers import AutoModel
+
+        self.modality = encoder_modality(self.path)
+        try:
+            model = AutoModel.from_pretrained(self.path, local_files_only=True)
+        except (OSError, ValueError) as exc:
+            raise ModelMissing(f"cannot load encoder {self.path} ({str(exc).splitlines()[0][:200]})") from None
+        self.kind = model.config.model_type
+        if hasattr(model, "vision_model") and self.modality == "vision":
+            model = model.vision_model  # a full SigLIP/CLIP checkpoint: keep the image tower
+        elif hasattr(model, "get_encoder") and self.kind == "whisper":
+            model = model.get_encoder()
+        self.model = model.eval().requires_grad_(False)
+        self.config = model.config
+        self.dim = self.config.hidden_size if self.kind != "whisper" else self.config.d_model
+        preprocessor = Path(self.path) / "preprocessor_config.json"
+        self.preprocess = json.loads(preprocessor.read_text()) if preprocessor.is_file() else {}
+        self._dtype = torch.float32
+
+    def encode(self, frames: list[np.ndarray] | None = None, audio: np.ndarray | None = None,
+               rate: int = 16_000) -> np.ndarray:
+        """Features (steps x dim): one per frame for a vision encoder, per ``window`` s of audio for an audio one."""
+        if self.modality == "vision":
+            return self._frames(frames or [])
+        return self._audio(audio if audio is not None else np.zeros(0, np.float32), rate)
+
+    def _frames(self, frames: list[np.ndarray]) -> np.ndarray:
+        import torch
+        from PIL import Image
+
+        if not frames:
+            return np.zeros((0, self.dim), np.float32)
+        size = self.config.image_size
+        family_mean = (0.5, 0.5, 0.5) if self.kind.startswith("siglip") else CLIP_MEAN
+        family_std = (0.5, 0.5, 0.5) if self.kind.startswith("siglip") else CLIP_STD
+        mean = np.array(self.preprocess.get("image_mean", family_mean), np.float32)
+        std = np.array(self.preprocess.get("image_std", family_std), np.float32)
+        pixels = np.stack([np.asarray(Image.fromarray(f).convert("RGB").resize((size, size), Image.BICUBIC),
+                                      np.float32) / 255.0 for f in frames])
+        pixels = ((pixels - mean) / std).transpose(0, 3, 1, 2)
+        with torch.inference_mode():
+            out = self.model(pixel_values=torch.from_numpy(np.ascontiguousarray(pixels)))
+        pooled = getattr(out, "pooler_output", None)
+        features = pooled if pooled is not None else out.last_hidden_state.mean(dim=1)
+        return features.float().numpy()
+
+    def _audio(self, samples: np.ndarray, rate: int) -> np.ndarray:
+        import torch
+
+        if len(samples) == 0:
+            return np.zeros((0, self.dim), np.float32)
+        with torch.inference_mode():
+            if self.kind == "whisper":
+                from transformers import WhisperFeatureExtractor
+
+                extractor = WhisperFeatureExtractor(feature_size=self.config.num_mel_bins)
+                mel = extractor(samples, sampling_rate=rate, return_tensors="pt")["input_features"]
+                hidden = self.model(mel).last_hidden_state[0]
+                # the encoder always sees 30 s; keep the frames (20 ms each) that cover the real audio
+                hidden = hidden[: min(len(hidden), math.ceil(len(samples) / rate / 0.02))]
+                step = 0.02
+            else:
+                wave = (samples - samples.mean()) / (samples.std() + 1e-7)
+                hidden = self.model(torch.from_numpy(wave.astype(np.float32))[None]).last_hidden_state[0]
+                step = len(samples) / rate / max(len(hidden), 1)
+        per_window = max(1, round(self.window / step))
+        chunks = torch.split(hidden, per_window)
+        return torch.stack([c.mean(dim=0) for c in chunks]).float().numpy()

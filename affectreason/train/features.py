@@ -1,0 +1,149 @@
+"""The feature path: frozen encoders -> cached features -> projector(s) + LoRA on a chat LM.
+
+Encoders run once per record and their outputs are cached in ``features.safetensors`` (one array per
+record and modality) with a manifest naming the encoders, so later epochs and later runs only train the
+projector and the adapter; a cache made with other encoders is rebuilt, one missing records is topped up.
+Records are the trainer's chats plus media lists (see ``train.native``); media markers in the user text
+(``<video>``, ``<audio>``) say where the features go.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+
+from affectreason.train.loop import LoopParts, make_accelerator, run_loop, seed_all
+from affectreason.train.native import read_media
+from affectreason.train.recipe import Recipe
+from affectreason.train.sft import TrainResult, collate, load_model, restore_adapter, save_adapter
+from affectreason.train.sft_data import DataError, read_chats, tokenize_chats
+
+CACHE_FILE, CACHE_MANIFEST = "features.safetensors", "features.json"
+
+
+def record_ids(path: str | Path) -> list[str]:
+    """Each record's ``id`` (its line number when it has none); duplicates are an error naming the line."""
+    ids, seen = [], {}
+    lines = [line for line in Path(path).read_text(encoding="utf-8").splitlines() if line.strip()]
+    for lineno, line in enumerate(lines, start=1):
+        rid = str(json.loads(line).get("id") or f"line-{lineno}")
+        if rid in seen:
+            raise DataError(f"{path}:{lineno}: id {rid!r} repeats line {seen[rid]}; the feature cache needs unique ids")
+        seen[rid] = lineno
+        ids.append(rid)
+    return ids
+
+
+def clip_features(encoders: dict, media: dict[str, list[str]], fps: float, max_frames: int) -> dict[str, np.ndarray]:
+    """Features of one record's media for each encoder's modality (absent media -> no entry)."""
+    from affectreason.media import read_audio, read_frames
+
+    out = {}
+    if "vision" in encoders and (media["videos"] or media["images"]):
+        if media["videos"]:
+            frames = read_frames(media["videos"][0], fps).images
+            if len(frames) > max_frames:
+                frames = [frames[i] for i in np.linspace(0, len(frames) - 1, num=max_frames).round().astype(int)]
+        else:
+            frames = [read_frames(image, 1.0).images[0] for image in media["images"][:max_frames]]
+        if frames:
+            out["vision"] = encoders["vision"].encode(frames=frames)
+    source = (media["audios"] or media["videos"] or [None])[0]
+    if "audio" in encoders and source is not None:
+        track, _ = read_audio(source)
+        if track is not None and len(track.samples):
+            out["audio"] = encoders["audio"].encode(audio=track.samples, rate=track.rate)
+    return out
+
+
+def cache_features(ids: list[str], media: list[dict], encoders: dict, folder: Path, fps: float,
+                   max_frames: int, progress: Callable[[int, int], None] | None = None) -> dict[str, dict]:
+    """Per record id, its features by modality; computed once and kept in ``folder``."""
+    from safetensors.numpy import load_file, save_file
+
+    folder.mkdir(parents=True, exist_ok=True)
+    signature = {"encoders": {m: e.path for m, e in sorted(encoders.items())}, "fps": fps, "max_frames": max_frames,
+                 "window": {m: e.window for m, e in encoders.items() if e.modality == "audio"}}
+    manifest_path, cache_path = folder / CACHE_MANIFEST, folder / CACHE_FILE
+    stored: dict[str, np.ndarray] = {}
+    done: set[str] = set()  # records already encoded, with or without media
+    if manifest_path.is_file() and cache_path.is_file():
+        manifest = json.loads(manifest_path.read_text())
+        if manifest.get("signature") == signature:
+            stored, done = load_file(str(cache_path)), set(manifest.get("done", []))
+    todo = [(rid, m) for rid, m in zip(ids, media, strict=True) if rid not in done]
+    for count, (rid, record_media) in enumerate(todo, start=1):
+        found = clip_features(encoders, record_media, fps, max_frames)
+        stored.update({f"{rid}::{modality}": array.astype(np.float32) for modality, array in found.items()})
+        done.add(rid)
+        if progress:
+            progress(count, len(todo))
+    if todo:
+        save_file(stored, str(cache_path))
+        manifest_path.write_text(json.dumps({"signature": signature, "done": sorted(done)}, indent=2))
+    by_id: dict[str, dict] = {rid: {} for rid in ids}
+    for key, array in stored.items():
+        rid, modality = key.rsplit("::", 1)
+        if rid in by_id:
+            by_id[rid][modality] = array
+    return by_id
+
+
+def train_features(recipe: Recipe, resume: bool = False, stop_after: int | None = None,
+                   on_step: Callable[[dict], None] | None = None) -> TrainResult:
+    """Train projector(s) + LoRA per ``recipe.features``."""
+    import torch
+    from safetensors.torch import load_file, save_file
+
+    from affectreason.models.encoders import FrozenEncoder
+    from affectreason.models.feature_lm import PROJECTOR_WEIGHTS, FeatureLM, FeatureSpec, pad_features
+
+    spec_section, output_dir = recipe.features, Path(recipe.output_dir)
+    chats, media, ids = read_chats(recipe.data.train), read_media(recipe.data.train), record_ids(recipe.data.train)
+    encoders = {m: FrozenEncoder(path, window=spec_section.window)
+                for m, path in (("vision", spec_section.vision), ("audio", spec_section.audio)) if path}
+    for modality, encoder in encoders.items():
+        if encoder.modality != modality:
+            raise DataError(f"features.{modality}: {encoder.path} is a {encoder.modality} encoder")
+    cache = Path(spec_section.cache) if spec_section.cache else output_dir / "features"
+    features = cache_features(ids, media, encoders, cache, recipe.data.fps, recipe.data.max_frames)
+    accelerator = make_accelerator(recipe, output_dir)
+    seed_all(recipe.schedule.seed)
+    tokenizer, llm = load_model(recipe)
+    spec = FeatureSpec(encoders={m: e.path for m, e in encoders.items()}, dims={m: e.dim for m, e in encoders.items()},
+                       projector=spec_section.projector, tokens=spec_section.tokens, fusion=spec_section.fusion,
+                       fps=recipe.data.fps, max_frames=recipe.data.max_frames, window=spec_section.window)
+    model = FeatureLM(llm, tokenizer, spec)
+    present = [sorted(features[rid]) for rid in ids]
+    data = tokenize_chats([model.chat(chat, mods) for chat, mods in zip(chats, present, strict=True)], tokenizer,
+                          recipe.data.max_length, recipe.data.over_length)
+    rows = [{m: torch.from_numpy(a) for m, a in features[ids[i]].items()} for i in data.kept]
+    pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
+    modalities = sorted(encoders)
+
+    def make_batch(indices: list[int]) -> dict:
+        batch = collate([data.examples[i] for i in indices], pad)
+        feats, masks = pad_features([rows[i] for i in indices], modalities)
+        batch = {k: v.to(accelerator.device) for k, v in batch.items()}
+        batch["features"] = {m: v.to(accelerator.device) for m, v in feats.items()}
+        batch["masks"] = {m: v.to(accelerator.device) for m, v in masks.items()}
+        return batch
+
+    def save(folder: Path, trained, state_dict) -> None:
+        save_adapter(folder, trained.llm, tokenizer, recipe)
+        save_file({k: v.detach().cpu().contiguous() for k, v in trained.projector_state().items()},
+                  str(folder / PROJECTOR_WEIGHTS))
+        spec.save(folder)
+
+    def restore(folder: Path, trained) -> None:
+        restore_adapter(folder, trained.llm)
+        trained.load_state_dict(load_file(str(folder / "adapter" / PROJECTOR_WEIGHTS)), strict=False)
+
+    parts = LoopParts(model=model, n_examples=len(data.examples), make_batch=make_batch, save=save, restore=restore)
+    step, losses, _ = run_loop(recipe, parts, accelerator, resume, stop_after, on_step)
+    return TrainResult(output_dir, output_dir / "adapter", step, losses, {},
+                       {"examples": len(data.examples), "dropped": data.dropped, "truncated": data.truncated,
+                        "cache": str(cache)}, model)
