@@ -333,7 +333,7 @@ def cues_cmd(path: ClipPath, out: BatchOut = None,
 
 @app.command("explain")
 def explain_cmd(path: ClipPath, out: BatchOut = None,
-                backend: Annotated[str, typer.Option("--backend", help="auto, rules, hf or openai")] = "auto",
+                backend: Annotated[str, typer.Option("--backend", help="auto, rules, hf, openai or vllm")] = "auto",
                 model: Annotated[str | None, typer.Option("--model", help="hf: local chat model folder")] = None,
                 adapter: Annotated[str | None, typer.Option("--adapter", help="hf: LoRA adapter folder")] = None,
                 endpoint: Endpoint = None,
@@ -353,13 +353,18 @@ def explain_cmd(path: ClipPath, out: BatchOut = None,
     spec = BackendSpec(backend, model, adapter, endpoint, server_model, api_key, max_new_tokens, label_endpoint,
                        label_model)
     config = CueConfig(fps=fps, face_model=face_model, asr_model=asr_model, asr=not no_asr)
+    if spec.name == "vllm" and (path.is_dir() or out is not None):
+        _vllm_batch(path, out, config, workers, spec)
+        return
     if path.is_dir() or out is not None:
         _batch(path, out, config, workers, backend=spec)
         return
     try:
         reasoner = load_reasoner(spec, note=lambda line: err.print(f"[dim]{line}[/dim]"))
-    except (ValueError, ModelMissing) as exc:
-        _fail(str(exc))
+    except (ValueError, ModelMissing, ImportError) as exc:
+        from rich.markup import escape
+
+        _fail(escape(str(exc)))
     clip, cues = _one_clip_cues(path, config, transcript, subtitles, openface)
     try:
         explanation = explain_cues(cues, reasoner, clip)
@@ -452,6 +457,25 @@ def data_cmd(
               + ", dataset/, sharegpt/ (dataset_info.json), stats.json, manifest.json", highlight=False)
 
 
+def _vllm_batch(path: Path, out: Path | None, config, workers: int, spec) -> None:
+    from affectreason.media import MediaError
+    from affectreason.serve.offline import OfflineVLLM, explain_dataset
+
+    if out is None:
+        _fail("a folder needs --out FILE.jsonl for its results")
+    try:
+        reasoner = OfflineVLLM(spec.model or "", spec.adapter, spec.max_new_tokens)
+        counts = explain_dataset(path, out, reasoner, config, workers)
+    except (MediaError, ValueError, ImportError) as exc:
+        from rich.markup import escape
+
+        _fail(escape(str(exc)))
+    err.print(f"{counts['ok']} clips explained in one vLLM batch, {counts['failed']} failed (error records in {out}), "
+              f"{counts['skipped']} already done before")
+    if counts["failed"]:
+        raise typer.Exit(1)
+
+
 @app.command("train")
 def train_cmd(
     recipe: Annotated[str, typer.Argument(help="recipe YAML path (or the name of a packaged recipe)")],
@@ -522,6 +546,120 @@ def export_cmd(
         err.print(f"merged model written to {merge_adapter(base, adapter, out)}")
     except ExportError as exc:
         _fail(str(exc))
+
+
+ServerUrl = Annotated[str, typer.Option("--server", help="OpenAI-compatible base URL, e.g. http://127.0.0.1:8000/v1")]
+
+
+@app.command("serve")
+def serve_cmd(
+    model: Annotated[Path, typer.Option("--model", help="local model folder (HF format) to serve")],
+    adapter: Annotated[list[str] | None, typer.Option(
+        "--adapter", help="NAME=DIR: a peft LoRA adapter, served as model NAME (repeatable)")] = None,
+    host: Annotated[str, typer.Option("--host", help="address to listen on")] = "127.0.0.1",
+    port: Annotated[int, typer.Option("--port", help="port (0: any free one)")] = 8000,
+    api_key: Annotated[str | None, typer.Option(
+        "--api-key", help="require this key on every request (or env AFFECTREASON_API_KEY)")] = None,
+    media_dir: Annotated[Path | None, typer.Option(
+        "--media-dir", help="the one folder whose files requests may reference (default: none)")] = None,
+    served_name: Annotated[str | None, typer.Option("--served-name", help="base model name (default: folder)")] = None,
+    max_model_len: Annotated[int | None, typer.Option("--max-model-len", help="context length limit")] = None,
+    kv_cache_gib: Annotated[float, typer.Option("--kv-cache-gib", help="KV cache on CPU (GiB)")] = 2.0,
+    python: Annotated[str, typer.Option("--python", help="interpreter that has vLLM installed")] = sys.executable,
+    ready_timeout: Annotated[float, typer.Option("--ready-timeout", help="seconds to wait for health")] = 600.0,
+) -> None:
+    """Serve a model and its LoRA adapters through vLLM's OpenAI-compatible server, until Ctrl-C."""
+    from affectreason.serve import launch
+
+    try:
+        config = launch.ServerConfig(str(model), launch.parse_adapters(adapter or []), host, port,
+                              api_key or os.environ.get("AFFECTREASON_API_KEY"), str(media_dir) if media_dir else None,
+                              served_name, max_model_len, kv_cache_gib=kv_cache_gib, python=python)
+        server = launch.VLLMServer(config)
+        err.print(f"starting vLLM ({server.flavour}) for {config.name}"
+                  f"{' + ' + ', '.join(config.adapters) if config.adapters else ''}; waiting for it to be healthy")
+        names = ", ".join([config.name, *config.adapters])
+        code = launch.serve_forever(server, lambda url: typer.echo(f"serving {names} at {url}"), ready_timeout)
+    except (launch.VLLMMissing, ValueError, launch.ServerFailed) as exc:
+        from rich.markup import escape
+
+        _fail(escape(str(exc)))  # the install hint's "affectreason[serve]" is not markup
+    raise typer.Exit(code)
+
+
+@app.command("query")
+def query_cmd(
+    path: Annotated[Path, typer.Argument(help="a clip, a folder of clips, or a cues JSONL (affectreason cues --out)")],
+    server: ServerUrl,
+    model: Annotated[str | None, typer.Option("--model", help="served model or adapter name (default: the first)")]
+    = None,
+    api_key: ApiKey = None, out: BatchOut = None,
+    concurrency: Annotated[int, typer.Option("--concurrency", help="requests in flight")] = 8,
+    timeout: Annotated[float, typer.Option("--timeout", help="seconds per request")] = 300.0,
+    retries: Annotated[int, typer.Option("--retries", help="retries after connection errors, 429, 5xx")] = 3,
+    backoff: Annotated[float, typer.Option("--backoff", help="first retry delay (s), doubling")] = 1.0,
+    max_tokens: Annotated[int, typer.Option("--max-tokens", help="answer length limit")] = 768,
+    max_chars: Annotated[int, typer.Option("--max-chars", help="length limit of each text field")] = 400,
+    max_items: Annotated[int, typer.Option("--max-items", help="length limit of each list")] = 6,
+    frames: Annotated[int, typer.Option("--frames", help="key frames sent as images (vision models)")] = 0,
+    audio: Annotated[bool, typer.Option("--audio", help="send the clip's audio (audio models)")] = False,
+    as_json: Annotated[bool, typer.Option("--json", help="print {cues, explanation} as JSON")] = False,
+    fps: FpsOpt = 5.0, workers: WorkersOpt = 2, face_model: FaceModel = None, asr_model: AsrModel = None,
+    no_asr: NoAsr = False, transcript: TranscriptOpt = None, subtitles: SubtitlesOpt = None,
+) -> None:
+    """Explain clips with a served model: cues extracted here, a JSON-schema answer parsed into an Explanation."""
+    from affectreason.cues.pipeline import CueConfig
+    from affectreason.reason.explain import explain_cues
+    from affectreason.serve.query import QueryConfig, connect
+
+    qconfig = QueryConfig(concurrency, timeout, retries, backoff, max_tokens, max_chars, max_items, frames, audio)
+    config = CueConfig(fps=fps, face_model=face_model, asr_model=asr_model, asr=not no_asr)
+    try:
+        reasoner = connect(server, model, api_key, qconfig)
+    except (EndpointError, ValueError) as exc:
+        _fail(str(exc))
+    if path.is_dir() or out is not None or path.suffix.lower() == ".jsonl":
+        _query_batch(path, out, reasoner, config, workers)
+        return
+    clip, cues = _one_clip_cues(path, config, transcript, subtitles, None)
+    try:
+        explanation = explain_cues(cues, reasoner, clip)
+    except EndpointError as exc:
+        _fail(str(exc))
+    if as_json:
+        sys.stdout.write(json.dumps({"cues": cues.model_dump(mode="json"),
+                                     "explanation": explanation.model_dump(mode="json")}, ensure_ascii=False) + "\n")
+    else:
+        from affectreason.reason.render import render_explanation
+
+        render_explanation(cues, explanation, Console())
+
+
+def _query_batch(path: Path, out: Path | None, reasoner, config, workers: int) -> None:
+    from rich.progress import Progress
+
+    from affectreason.media import MediaError
+    from affectreason.serve.batch import load_items
+    from affectreason.serve.query import query_batch
+
+    if out is None:
+        _fail("a folder or cues JSONL needs --out FILE.jsonl for its results")
+    with Progress(console=err) as progress:
+        try:
+            cue_task = progress.add_task("cues", total=None)
+            items = load_items(path, out, config, workers, on_cue=lambda r: progress.advance(cue_task))
+        except (MediaError, ValueError) as exc:
+            _fail(str(exc))
+        progress.update(cue_task, total=len(items), completed=len(items))
+        task = progress.add_task(f"{reasoner.client.model} -> {out}", total=len(items))
+        result = query_batch(items, out, reasoner, on_done=lambda r: progress.advance(task))
+        progress.update(task, completed=len(items))
+    err.print(f"{result.ok} clips explained, {len(result.failed)} failed, {result.skipped} already done before")
+    if result.failed:
+        for clip_id, error in sorted(result.failed.items()):
+            err.print(f"  failed {clip_id}: {error[:200]}", highlight=False)
+        err.print(f"run the same command again to retry the {len(result.failed)} failed clips only")
+        raise typer.Exit(1)
 
 
 def _version(value: bool) -> None:

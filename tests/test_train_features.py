@@ -83,22 +83,27 @@ def _recipe(folder: Path, model: Path, records: Path, vision: Path, audio: Path,
     return path
 
 
-def _accuracy(model, records: Path) -> float:
+def _eval_set(spec, records: Path) -> list[tuple[dict, dict]]:
+    """(record, features) of each held-out record, encoded once."""
     import torch
 
-    from affectreason.models.feature_lm import pad_features
+    from affectreason.models.encoders import FrozenEncoder
     from affectreason.train.features import clip_features
     from affectreason.train.native import read_media
 
-    encoders = {}
-    from affectreason.models.encoders import FrozenEncoder
-
-    for modality, path in model.spec.encoders.items():
-        encoders[modality] = FrozenEncoder(path, window=model.spec.window)
+    encoders = {m: FrozenEncoder(path, window=spec.window) for m, path in spec.encoders.items()}
     rows = [json.loads(line) for line in records.read_text().splitlines()]
+    return [(row, {m: torch.from_numpy(a) for m, a in clip_features(encoders, media, 2.0, 8).items()})
+            for row, media in zip(rows, read_media(records), strict=True)]
+
+
+def _accuracy(model, held_out: list[tuple[dict, dict]]) -> float:
+    import torch
+
+    from affectreason.models.feature_lm import pad_features
+
     correct = 0
-    for row, media in zip(rows, read_media(records), strict=True):
-        found = {m: torch.from_numpy(a) for m, a in clip_features(encoders, media, 2.0, 8).items()}
+    for row, found in held_out:
         chat = model.chat(row["messages"][:-1], sorted(found))
         ids = model.tokenizer.apply_chat_template(chat, add_generation_prompt=True, return_dict=True,
                                                   return_tensors="pt")
@@ -107,7 +112,7 @@ def _accuracy(model, records: Path) -> float:
             out = model.generate(ids["input_ids"], ids["attention_mask"], feats, masks, max_new_tokens=4)
         reply = model.tokenizer.decode(out[0], skip_special_tokens=True).strip()
         correct += reply.split()[:1] == row["labels"]
-    return correct / len(rows)
+    return correct / len(held_out)
 
 
 def test_projector_learns_the_media_mapping(task, encoders, tiny_qwen2, tmp_path):
@@ -120,10 +125,11 @@ def test_projector_learns_the_media_mapping(task, encoders, tiny_qwen2, tmp_path
     losses = [loss for _, loss in result.losses]
     first, last = np.mean(losses[:5]), np.mean(losses[-5:])
     assert last <= 0.5 * first, (first, last)
-    accuracy = _accuracy(result.model.eval(), eval_records)
+    held_out = _eval_set(result.model.spec, eval_records)
+    accuracy = _accuracy(result.model.eval(), held_out)
     assert accuracy >= 0.6, accuracy
     reloaded = load_feature_lm(str(tiny_qwen2), result.adapter_dir)
-    assert _accuracy(reloaded, eval_records) == accuracy
+    assert _accuracy(reloaded, held_out) == accuracy
     manifest = json.loads((tmp_path / "run" / "features" / "features.json").read_text())
     assert len(manifest["done"]) == 96 and manifest["signature"]["encoders"]["vision"] == str(vision)
 

@@ -154,13 +154,13 @@ def build_siglip_vision(folder: Path, seed: int = 0) -> Path:
 
 
 def build_whisper_encoder(folder: Path, seed: int = 0) -> Path:
-    """A random-init Whisper (1 encoder layer, width 32, 80 mel bins); its encoder is what the feature path uses."""
+    """A random-init Whisper (1 encoder layer, width 32, 80 mel bins, 2 s window); the feature path uses its encoder."""
     import torch
     from transformers import WhisperConfig, WhisperModel
 
     torch.manual_seed(seed)
     config = WhisperConfig(d_model=32, encoder_layers=1, decoder_layers=1, encoder_attention_heads=2,
                            decoder_attention_heads=2, encoder_ffn_dim=64, decoder_ffn_dim=64, num_mel_bins=80,
-                           vocab_size=51865, max_target_positions=32)
+                           vocab_size=51865, max_target_positions=32, max_source_positions=100)
     WhisperModel(config).save_pretrained(folder)
     return folder

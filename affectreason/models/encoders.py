@@ -103,11 +103,18 @@ class FrozenEncoder:
             if self.kind == "whisper":
                 from transformers import WhisperFeatureExtractor
 
-                extractor = WhisperFeatureExtractor(feature_size=self.config.num_mel_bins)
-                mel = extractor(samples, sampling_rate=rate, return_tensors="pt")["input_features"]
-                hidden = self.model(mel).last_hidden_state[0]
-                # the encoder always sees 30 s; keep the frames (20 ms each) that cover the real audio
-                hidden = hidden[: min(len(hidden), math.ceil(len(samples) / rate / 0.02))]
+                # the encoder takes a fixed window (30 s for real checkpoints: max_source_positions x 20 ms);
+                # longer audio is encoded window by window, and only frames that cover real audio are kept
+                chunk = max(1, round(self.config.max_source_positions * 0.02))
+                extractor = WhisperFeatureExtractor(feature_size=self.config.num_mel_bins, chunk_length=chunk)
+                span = int(chunk * rate)
+                parts = []
+                for start in range(0, len(samples), span):
+                    piece = samples[start: start + span]
+                    mel = extractor(piece, sampling_rate=rate, return_tensors="pt")["input_features"]
+                    hidden = self.model(mel).last_hidden_state[0]
+                    parts.append(hidden[: min(len(hidden), math.ceil(len(piece) / rate / 0.02))])
+                hidden = torch.cat(parts)
                 step = 0.02
             else:
                 wave = (samples - samples.mean()) / (samples.std() + 1e-7)

@@ -2,8 +2,10 @@
 
 Backends: ``rules`` (no weights), ``hf`` (a local chat LM over textualized cues, optional LoRA
 adapter; a Qwen-VL folder runs natively and also sees key frames, an Omni thinker also hears), ``openai``
-(any OpenAI-compatible server, JSON-schema constrained), and ``auto``: ``hf`` when a model is given
-and loads, ``openai`` when an endpoint is given, else ``rules``, saying which in one line.
+(any OpenAI-compatible server, JSON-schema constrained), ``vllm`` (a local model in an in-process
+``vllm.LLM`` engine; a folder goes through it as one batch, ``affectreason.serve.offline``), and
+``auto``: ``hf`` when a model is given and loads, ``openai`` when an endpoint is given, else ``rules``,
+saying which in one line.
 The grounding check runs on every explanation, whatever produced it.
 """
 
@@ -17,7 +19,7 @@ from affectreason.reason.grounding import ground
 from affectreason.reason.rules import explain_rules
 from affectreason.schema import Clip, Cues, Explanation
 
-BACKENDS = ("auto", "rules", "hf", "openai")
+BACKENDS = ("auto", "rules", "hf", "openai", "vllm")
 
 
 class Reasoner(Protocol):
@@ -76,6 +78,12 @@ def _load(spec: BackendSpec, note: Callable[[str], None] | None) -> Reasoner:
         raise ValueError(f"unknown backend {spec.name!r}; choose one of {', '.join(BACKENDS)}")
     if spec.name == "rules":
         return RulesReasoner()
+    if spec.name == "vllm":
+        from affectreason.serve.offline import OfflineVLLM
+
+        if not spec.model:
+            raise ValueError("--backend vllm needs --model (a local model folder)")
+        return OfflineVLLM(spec.model, spec.adapter, spec.max_new_tokens)
     if spec.name == "hf" or (spec.name == "auto" and spec.model):
         from affectreason.models.causal_lm import ModelMissing
         from affectreason.models.native import native_kind

@@ -100,7 +100,7 @@ class ChatClient:
 
     def complete(
         self,
-        messages: list[dict[str, str]],
+        messages: list[dict],
         *,
         temperature: float = 0.0,
         max_tokens: int = 512,
@@ -122,7 +122,7 @@ class ChatClient:
             self.cache.put(key, text)
         return text
 
-    def ask(self, messages: list[dict[str, str]], parse: Callable[[str], T | None], attempts: int = 3,
+    def ask(self, messages: list[dict], parse: Callable[[str], T | None], attempts: int = 3,
             **settings) -> tuple[T, str]:
         """(parsed value, answer text): re-asks while ``parse`` returns None, at most ``attempts`` times.
 
@@ -162,6 +162,17 @@ class ChatClient:
         raise EndpointError(
             f"{self.base_url}/chat/completions failed after {self.max_retries + 1} attempts; last error: {last_error}"
         )
+
+    def models(self) -> list[str]:
+        """The model names the server lists (``GET /models``): a vLLM server's base model first, then its adapters."""
+        try:
+            response = self._http.get("/models")
+        except httpx.TransportError as exc:
+            raise EndpointError(f"{self.base_url}/models: {type(exc).__name__}: {exc}") from None
+        if response.status_code != 200:
+            raise EndpointError(f"{self.base_url}/models refused the request (HTTP {response.status_code}): "
+                                f"{response.text[:300]}")
+        return [entry["id"] for entry in response.json().get("data", [])]
 
     def close(self) -> None:
         """Close the HTTP connection pool."""

@@ -1,0 +1,148 @@
+"""Serving without a server: the vLLM command line, LoRA ranks, the bounded schema, media parts, the key
+check, and the message when vLLM is not installed."""
+
+from __future__ import annotations
+
+import base64
+import io
+import json
+import subprocess
+import sys
+import wave
+from pathlib import Path
+
+import pytest
+
+from affectreason.reason.llm import explanation_schema
+from affectreason.schema import Clip
+from affectreason.serve.auth import authorized
+from affectreason.serve.launch import (
+    ServerConfig,
+    adapter_rank,
+    max_lora_rank,
+    parse_adapters,
+    server_command,
+    server_env,
+)
+from affectreason.serve.query import bounded_schema, media_parts
+
+EXAMPLE = Path(__file__).resolve().parents[1] / "examples" / "happy_astronaut.mp4"
+
+
+def adapter_folder(root: Path, name: str, config: dict) -> Path:
+    folder = root / name
+    folder.mkdir()
+    (folder / "adapter_config.json").write_text(json.dumps(config))
+    return folder
+
+
+def model_folder(root: Path) -> Path:
+    folder = root / "model"
+    folder.mkdir()
+    (folder / "config.json").write_text(json.dumps({"model_type": "qwen2"}))
+    return folder
+
+
+def test_lora_rank_is_read_from_the_adapters_and_rounded_up_to_what_vllm_takes(tmp_path):
+    small = adapter_folder(tmp_path, "small", {"r": 4})
+    patterned = adapter_folder(tmp_path, "patterned", {"r": 8, "rank_pattern": {"q_proj": 24}})
+    assert adapter_rank(small) == 4 and adapter_rank(patterned) == 24
+    assert max_lora_rank({"a": str(small)}) == 8
+    assert max_lora_rank({"a": str(small), "b": str(patterned)}) == 32
+    assert max_lora_rank({}) == 1
+    huge = adapter_folder(tmp_path, "huge", {"r": 1024})
+    with pytest.raises(ValueError, match="ranks up to 512"):
+        max_lora_rank({"h": str(huge)})
+
+
+def test_adapter_specs_are_checked(tmp_path):
+    folder = adapter_folder(tmp_path, "tuned", {"r": 8})
+    assert parse_adapters([f"tuned={folder}"]) == {"tuned": str(folder.resolve())}
+    with pytest.raises(ValueError, match="expected NAME=DIR"):
+        parse_adapters([str(folder)])
+    with pytest.raises(ValueError, match="no adapter_config.json"):
+        parse_adapters([f"x={tmp_path}"])
+
+
+def test_server_command_has_lora_media_schema_and_cpu_flags(tmp_path):
+    model = model_folder(tmp_path)
+    tuned = adapter_folder(tmp_path, "tuned", {"r": 16})
+    media = tmp_path / "media"
+    media.mkdir()
+    config = ServerConfig(str(model), {"tuned": str(tuned)}, port=8123, api_key="k3y", media_dir=str(media))
+    cmd = server_command(config, "cpu")
+    assert cmd[1:3] == ["-m", "vllm.entrypoints.openai.api_server"]
+    flags = dict(zip(cmd[3::1], cmd[4::1], strict=False))
+    assert flags["--served-model-name"] == "model" and flags["--port"] == "8123"
+    assert flags["--max-lora-rank"] == "16" and flags["--lora-modules"] == f"tuned={tuned}"
+    assert "--enable-lora" in cmd and "--enforce-eager" in cmd and flags["--dtype"] == "float32"
+    assert flags["--allowed-local-media-path"] == str(media.resolve())
+    assert json.loads(flags["--structured-outputs-config"]) == {"backend": "guidance", "disable_any_whitespace": True}
+    assert flags["--middleware"] == "affectreason.serve.auth.require_key"
+    assert "k3y" not in " ".join(cmd)  # the key travels in the environment, not in argv
+    env = server_env(config, "cpu")
+    assert env["VLLM_API_KEY"] == "k3y" and env["VLLM_CPU_KVCACHE_SPACE"] == "2" and env["HF_HUB_OFFLINE"] == "1"
+    gpu = server_command(ServerConfig(str(model)), "gpu")
+    assert "--enforce-eager" not in gpu and "--dtype" not in gpu and "--enable-lora" not in gpu
+    assert "--allowed-local-media-path" not in gpu
+    with pytest.raises(ValueError, match="not a local model folder"):
+        server_command(ServerConfig(str(tmp_path / "nope")), "cpu")
+
+
+def test_multimodal_models_get_media_limits(tmp_path):
+    model = tmp_path / "vl"
+    model.mkdir()
+    (model / "config.json").write_text(json.dumps({"model_type": "qwen2_5_vl"}))
+    cmd = server_command(ServerConfig(str(model), max_images=3), "cpu")
+    assert json.loads(cmd[cmd.index("--limit-mm-per-prompt") + 1]) == {"image": 3, "video": 0}
+
+
+def test_bounded_schema_bounds_every_free_string_and_list():
+    schema = explanation_schema()
+    bounded = bounded_schema(schema, 50, 3)
+    assert bounded != schema and "maxLength" not in json.dumps(schema)  # the original is untouched
+    props = bounded["properties"]
+    assert props["interpretation"]["maxLength"] == 50 and props["conclusion"]["maxLength"] == 50
+    assert props["labels"]["maxItems"] == 3 and props["labels"]["items"]["maxLength"] == 50
+    assert props["labels"]["minItems"] == 1 and props["labels"]["items"]["minLength"] == 1
+    clue = props["observations"]["items"]["properties"]
+    assert props["observations"]["maxItems"] == 3 and clue["text"]["maxLength"] == 50
+    assert "maxLength" not in clue["modality"]  # an enum is already bounded
+    assert clue["cue_ref"]["maxLength"] == 50  # ["string", "null"]
+    assert bounded_schema(schema, 50, 20)["properties"]["observations"]["maxItems"] == 8  # never loosened
+    assert clue["start"]["multipleOf"] == 0.01 and clue["start"]["maximum"] == 100_000
+    assert (props["valence"]["minimum"], props["valence"]["maximum"]) == (-1, 1)  # the schema's own range kept
+
+
+def test_media_parts_carry_key_frames_and_16khz_audio():
+    from affectreason.cues.pipeline import CueConfig, CueExtractor
+
+    clip = Clip(path=str(EXAMPLE), id="example")
+    cues = CueExtractor(CueConfig(asr=False)).extract(clip)
+    parts = media_parts(clip, cues, frames=2, audio=True)
+    images = [p for p in parts if p["type"] == "image_url"]
+    assert len(images) == 2 and all(p["image_url"]["url"].startswith("data:image/jpeg;base64,") for p in images)
+    (sound,) = [p for p in parts if p["type"] == "input_audio"]
+    with wave.open(io.BytesIO(base64.b64decode(sound["input_audio"]["data"]))) as wav:
+        assert wav.getframerate() == 16000 and wav.getnchannels() == 1
+        assert 2.0 < wav.getnframes() / 16000 <= 3.0  # the audio track of the 3 s clip
+    assert media_parts(clip, cues, frames=0, audio=False) == []
+
+
+def test_key_check():
+    assert authorized("Bearer s3cret", "s3cret")
+    assert not authorized("Bearer nope", "s3cret") and not authorized(None, "s3cret")
+    assert not authorized("s3cret", "s3cret")
+
+
+def test_serve_without_vllm_names_the_extra(tmp_path):
+    """An interpreter that cannot import vLLM (a bare virtualenv) gets the install command, not a traceback."""
+    bare = tmp_path / "bare"
+    subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(bare)], check=True)
+    model = model_folder(tmp_path)
+    out = subprocess.run([sys.executable, "-m", "affectreason.cli", "serve", "--model", str(model),
+                          "--python", str(bare / "bin" / "python")], capture_output=True, text=True, timeout=120)
+    assert out.returncode == 2
+    message = " ".join(out.stderr.split())
+    assert "vLLM is not installed" in message and "affectreason[serve]" in message
+    assert "affectreason[serve-cpu]" in message and "Traceback" not in out.stderr
