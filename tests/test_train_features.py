@@ -18,6 +18,7 @@ from affectreason.train.recipe import RecipeError, load_recipe
 from affectreason.train.sft import train
 
 pytestmark = pytest.mark.integration
+EXAMPLE = Path(__file__).resolve().parents[1] / "examples" / "happy_astronaut.mp4"
 CLASSES = {"happy": ((230, 200, 40), 220.0), "sad": ((40, 60, 200), 440.0), "angry": ((200, 30, 30), 880.0),
            "calm": ((40, 180, 80), 1760.0)}
 
@@ -132,6 +133,19 @@ def test_projector_learns_the_media_mapping(task, encoders, tiny_qwen2, tmp_path
     assert _accuracy(reloaded, held_out) == accuracy
     manifest = json.loads((tmp_path / "run" / "features" / "features.json").read_text())
     assert len(manifest["done"]) == 96 and manifest["signature"]["encoders"]["vision"] == str(vision)
+
+    # explain with the adapter: the hf backend sees feature_config.json and encodes the clip itself
+    from affectreason.reason.explain import BackendSpec, explain_cues, load_reasoner
+    from affectreason.schema import Clip, Cues
+
+    reasoner = load_reasoner(BackendSpec("hf", model=str(tiny_qwen2), adapter=str(result.adapter_dir),
+                                         max_new_tokens=4))
+    clip = Clip(path=str(EXAMPLE), id="astronaut")
+    explanation = explain_cues(Cues(clip_id="astronaut"), reasoner, clip)
+    assert explanation.backend == "hf-features" and explanation.model == "qwen2+adapter" and explanation.raw_text
+    assert not any("did not get" in e for e in explanation.parse_errors)
+    blind = explain_cues(Cues(clip_id="astronaut"), reasoner, None)
+    assert "no audio or vision in the clip" in " ".join(blind.parse_errors)
 
 
 def test_prefusion_qformer_trains_and_the_cache_is_reused(task, encoders, tiny_qwen2, tmp_path):

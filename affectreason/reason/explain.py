@@ -13,6 +13,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Protocol
 
 from affectreason.reason.grounding import ground
@@ -86,12 +87,15 @@ def _load(spec: BackendSpec, note: Callable[[str], None] | None) -> Reasoner:
         return OfflineVLLM(spec.model, spec.adapter, spec.max_new_tokens)
     if spec.name == "hf" or (spec.name == "auto" and spec.model):
         from affectreason.models.causal_lm import ModelMissing
+        from affectreason.models.feature_lm import FEATURE_CONFIG
         from affectreason.models.native import native_kind
-        from affectreason.reason.llm import HFReasoner, NativeReasoner
+        from affectreason.reason.llm import FeatureReasoner, HFReasoner, NativeReasoner
 
         if not spec.model:
             raise ValueError("--backend hf needs --model (a local chat model folder)")
         try:
+            if spec.adapter and (Path(spec.adapter) / FEATURE_CONFIG).is_file():
+                return FeatureReasoner(spec.model, spec.adapter, spec.max_new_tokens)
             if native_kind(spec.model):
                 return NativeReasoner(spec.model, spec.adapter, spec.max_new_tokens)
             return HFReasoner(spec.model, spec.adapter, spec.max_new_tokens)

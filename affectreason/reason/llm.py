@@ -107,6 +107,49 @@ class NativeReasoner:
         return explanation
 
 
+class FeatureReasoner:
+    """A chat LM reading the clip through frozen encoders and trained projectors (a feature-path adapter)."""
+
+    def __init__(self, model: str, adapter: str, max_new_tokens: int = 384):
+        from affectreason.models.encoders import FrozenEncoder
+        from affectreason.models.feature_lm import load_feature_lm
+
+        self.lm = load_feature_lm(model, adapter)
+        spec = self.lm.spec
+        self.encoders = {m: FrozenEncoder(path, window=spec.window) for m, path in spec.encoders.items()}
+        self.prompt = adapter_prompt(adapter)
+        self.max_new_tokens = max_new_tokens
+        self.name, self.model_name = "hf-features", f"{Path(model).name}+{Path(adapter).name}"
+        self.extractor = None
+
+    def explain(self, cues: Cues, clip: Clip | None = None) -> Explanation:
+        """Encode the clip's frames and audio, generate and parse one explanation."""
+        import torch
+
+        from affectreason.models.feature_lm import pad_features
+        from affectreason.train.features import clip_features
+
+        found = {}
+        if clip is not None:
+            media = {"videos": [clip.path], "images": [], "audios": []}
+            arrays = clip_features(self.encoders, media, self.lm.spec.fps, self.lm.spec.max_frames)
+            found = {m: torch.from_numpy(a) for m, a in arrays.items()}
+        chat = self.lm.chat(build_messages(cues, prompt=self.prompt), sorted(found))
+        ids = self.lm.tokenizer.apply_chat_template(chat, add_generation_prompt=True, return_dict=True,
+                                                    return_tensors="pt")
+        features, masks = pad_features([found], sorted(found)) if found else ({}, {})
+        with torch.inference_mode():
+            out = self.lm.generate(ids["input_ids"], ids["attention_mask"], features, masks, self.max_new_tokens)
+        text = self.lm.tokenizer.decode(out[0], skip_special_tokens=True)
+        explanation = parse_explanation(text, extractor=self.extractor, clip_id=cues.clip_id, backend=self.name,
+                                        model=self.model_name)
+        missing = sorted(set(self.encoders) - set(found))
+        if missing:
+            explanation.parse_errors.append(f"no {' or '.join(missing)} in the clip: the model did not get those "
+                                            "features (nothing was filled in for them)")
+        return explanation
+
+
 class OpenAIReasoner:
     """An OpenAI-compatible chat endpoint, asked for JSON that follows the Explanation schema."""
 
