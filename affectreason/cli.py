@@ -348,7 +348,7 @@ def explain_cmd(path: ClipPath, out: BatchOut = None,
     """Explain the emotion of a clip: cues, a chain of thought, open-vocabulary labels, grounding."""
     from affectreason.cues.pipeline import CueConfig
     from affectreason.models.causal_lm import ModelMissing
-    from affectreason.reason.explain import BackendSpec, explain_cues, load_reasoner
+    from affectreason.reason.explain import BackendSpec, load_reasoner
 
     spec = BackendSpec(backend, model, adapter, endpoint, server_model, api_key, max_new_tokens, label_endpoint,
                        label_model)
@@ -365,6 +365,14 @@ def explain_cmd(path: ClipPath, out: BatchOut = None,
         from rich.markup import escape
 
         _fail(escape(str(exc)))
+    _explain_one(path, config, transcript, subtitles, openface, reasoner, as_json)
+
+
+def _explain_one(path: Path, config, transcript, subtitles, openface, reasoner, as_json: bool) -> None:
+    """Cues of one clip, explained by ``reasoner``, printed as JSON or rendered."""
+    from affectreason.reason.explain import explain_cues
+    from affectreason.serve.client import EndpointError
+
     clip, cues = _one_clip_cues(path, config, transcript, subtitles, openface)
     try:
         explanation = explain_cues(cues, reasoner, clip)
@@ -609,7 +617,6 @@ def query_cmd(
 ) -> None:
     """Explain clips with a served model: cues extracted here, a JSON-schema answer parsed into an Explanation."""
     from affectreason.cues.pipeline import CueConfig
-    from affectreason.reason.explain import explain_cues
     from affectreason.serve.query import QueryConfig, connect
 
     qconfig = QueryConfig(concurrency, timeout, retries, backoff, max_tokens, max_chars, max_items, frames, audio)
@@ -621,18 +628,7 @@ def query_cmd(
     if path.is_dir() or out is not None or path.suffix.lower() == ".jsonl":
         _query_batch(path, out, reasoner, config, workers)
         return
-    clip, cues = _one_clip_cues(path, config, transcript, subtitles, None)
-    try:
-        explanation = explain_cues(cues, reasoner, clip)
-    except EndpointError as exc:
-        _fail(str(exc))
-    if as_json:
-        sys.stdout.write(json.dumps({"cues": cues.model_dump(mode="json"),
-                                     "explanation": explanation.model_dump(mode="json")}, ensure_ascii=False) + "\n")
-    else:
-        from affectreason.reason.render import render_explanation
-
-        render_explanation(cues, explanation, Console())
+    _explain_one(path, config, transcript, subtitles, None, reasoner, as_json)
 
 
 def _query_batch(path: Path, out: Path | None, reasoner, config, workers: int) -> None:

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import json
 import multiprocessing
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import ProcessPoolExecutor, as_completed
 from dataclasses import asdict, dataclass
 from importlib.metadata import PackageNotFoundError, version
@@ -179,17 +179,23 @@ def clips_in(path: str | Path) -> list[Clip]:
     return clips
 
 
+def batch_records(out: Path) -> Iterator[dict]:
+    """The records of a batch output file, skipping a last line cut off by an interrupted run."""
+    if not out.is_file():
+        return
+    for line in out.read_text(encoding="utf-8").splitlines():
+        try:
+            yield json.loads(line)
+        except json.JSONDecodeError:
+            continue
+
+
 def done_ids(out: Path) -> set[str]:
     """Clip ids with a successful record in an existing output file (errors are retried)."""
     done = set()
-    if out.is_file():
-        for line in out.read_text(encoding="utf-8").splitlines():
-            try:
-                record = json.loads(line)
-            except json.JSONDecodeError:
-                continue  # a line cut off by an interrupted run
-            if "error" not in record and "clip" in record:
-                done.add(record["clip"]["id"])
+    for record in batch_records(out):
+        if "error" not in record and "clip" in record:
+            done.add(record["clip"]["id"])
     return done
 
 

@@ -8,7 +8,6 @@ the other clips go on. A transcript from the labels file is used as given (no AS
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable
 from pathlib import Path
 
@@ -32,7 +31,7 @@ def media_kind(path: str) -> str:
 def extract_cues(drafts: list[Draft], out: Path, spec: CueSpec,
                  on_done: Callable[[dict], None] | None = None) -> tuple[dict[str, Cues], list[Issue]]:
     """Cues by clip id for the drafts that name a media file, and an issue per clip that failed."""
-    from affectreason.cues.pipeline import CueConfig, clips_in, extract_batch
+    from affectreason.cues.pipeline import CueConfig, batch_records, clips_in, extract_batch
 
     clips, issues = [], []
     for draft in drafts:
@@ -50,20 +49,15 @@ def extract_cues(drafts: list[Draft], out: Path, spec: CueSpec,
     wanted = {clip.id for clip in clips}
     found: dict[str, Cues] = {}
     errors: dict[str, str] = {}
-    if out.is_file():
-        for line in out.read_text(encoding="utf-8").splitlines():
-            try:
-                record = json.loads(line)
-            except json.JSONDecodeError:
-                continue  # a line cut off by an interrupted run
-            clip_id = record.get("clip", {}).get("id")
-            if clip_id not in wanted:
-                continue
-            if "cues" in record:
-                found[clip_id] = Cues.model_validate(record["cues"])
-                errors.pop(clip_id, None)
-            elif clip_id not in found:
-                errors[clip_id] = record.get("error", "unknown error")
+    for record in batch_records(out):
+        clip_id = record.get("clip", {}).get("id")
+        if clip_id not in wanted:
+            continue
+        if "cues" in record:
+            found[clip_id] = Cues.model_validate(record["cues"])
+            errors.pop(clip_id, None)
+        elif clip_id not in found:
+            errors[clip_id] = record.get("error", "unknown error")
     issues += [Issue(next(c.path for c in clips if c.id == clip_id), "media", f"cue extraction failed: {error}")
                for clip_id, error in errors.items()]
     return found, issues

@@ -9,7 +9,6 @@ and the row is skipped, so one bad line does not cost a corpus.
 
 from __future__ import annotations
 
-import codecs
 import csv
 import io
 import json
@@ -17,6 +16,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from affectreason.data.record import DataError, Issue
+from affectreason.textfile import read_utf8
 
 KEY = "@key"  # the id of a row is the key of a JSON object keyed by id
 
@@ -41,27 +41,12 @@ class Table:
     issues: list[Issue] = field(default_factory=list)
 
 
-def decode_text(path: Path) -> str:
-    """The file as text: UTF-8 (a BOM is dropped); anything else is an error naming the line."""
-    data = path.read_bytes()
-    if not data.strip():
-        raise DataError(f"{path}: the file is empty")
-    bom = len(codecs.BOM_UTF8) if data.startswith(codecs.BOM_UTF8) else 0
-    try:
-        return data[bom:].decode("utf-8")
-    except UnicodeDecodeError as exc:
-        offset = bom + exc.start
-        line = data[:offset].count(b"\n") + 1
-        raise DataError(f"{path}:{line}: not valid UTF-8 (byte 0x{data[offset]:02x} at offset {offset}); "
-                        "re-save the file as UTF-8") from None
-
-
 def _text_id(value: object) -> str:
     return "" if value is None else str(value).strip()
 
 
 def _read_csv(table: Table, id_key: str) -> None:
-    reader = csv.DictReader(io.StringIO(decode_text(table.path)))
+    reader = csv.DictReader(io.StringIO(read_utf8(table.path, DataError)))
     header = reader.fieldnames or []
     if id_key not in header:
         raise DataError(f"{table.path}:1: no id column {id_key!r} (header: {header}); "
@@ -76,7 +61,7 @@ def _read_csv(table: Table, id_key: str) -> None:
 
 
 def _read_jsonl(table: Table, id_key: str) -> None:
-    for lineno, line in enumerate(decode_text(table.path).splitlines(), start=1):
+    for lineno, line in enumerate(read_utf8(table.path, DataError).splitlines(), start=1):
         if not line.strip():
             continue
         where = f"{table.path}:{lineno}"
@@ -94,7 +79,7 @@ def _read_jsonl(table: Table, id_key: str) -> None:
 
 def _read_json(table: Table, id_key: str) -> None:
     try:
-        data = json.loads(decode_text(table.path))
+        data = json.loads(read_utf8(table.path, DataError))
     except json.JSONDecodeError as exc:
         raise DataError(f"{table.path}:{exc.lineno}: not valid JSON ({exc.msg})") from None
     if isinstance(data, dict):

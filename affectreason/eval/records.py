@@ -15,7 +15,6 @@ traceback for bad user input.
 from __future__ import annotations
 
 import ast
-import codecs
 import csv
 import io
 import json
@@ -25,6 +24,7 @@ from pathlib import Path
 from pydantic import ValidationError
 
 from affectreason.schema import Explanation, LabelRecord
+from affectreason.textfile import read_utf8
 
 NAME_KEYS = ("name", "names", "clip_id", "id")
 LABEL_KEYS = ("labels", "openset", "emotions", "emotion")
@@ -59,22 +59,6 @@ def parse_label_list(text: str) -> list[str]:
             raise ValueError(f"label list {text[:60]!r} must contain only strings")
         return [v for v in value]
     return [part.strip() for part in text.replace(";", ",").split(",") if part.strip()]
-
-
-def _decode(path: Path) -> str:
-    data = path.read_bytes()
-    if not data.strip():
-        raise RecordError(f"{path}: the file is empty; expected a header row (CSV) or JSON lines")
-    bom = len(codecs.BOM_UTF8) if data.startswith(codecs.BOM_UTF8) else 0
-    try:
-        return data[bom:].decode("utf-8")
-    except UnicodeDecodeError as exc:
-        offset = bom + exc.start
-        line = data[:offset].count(b"\n") + 1
-        raise RecordError(
-            f"{path}:{line}: not valid UTF-8 (byte 0x{data[offset]:02x} at offset {offset}); "
-            "re-save the file as UTF-8"
-        ) from None
 
 
 def _pick(keys: Iterable[str], candidates: tuple[str, ...]) -> str | None:
@@ -157,7 +141,7 @@ def read_records(path: str | Path) -> list[LabelRecord]:
     path = Path(path)
     if not path.is_file():
         raise RecordError(f"{path}: no such file")
-    text = _decode(path)
+    text = read_utf8(path, RecordError, "the file is empty; expected a header row (CSV) or JSON lines")
     suffix = path.suffix.lower()
     if suffix == ".csv":
         rows = _read_csv(path, text)
