@@ -611,6 +611,9 @@ def query_cmd(
     max_items: Annotated[int, typer.Option("--max-items", help="length limit of each list")] = 6,
     frames: Annotated[int, typer.Option("--frames", help="key frames sent as images (vision models)")] = 0,
     audio: Annotated[bool, typer.Option("--audio", help="send the clip's audio (audio models)")] = False,
+    prompt: Annotated[str, typer.Option("--prompt", help="prompt to render: the adapter's own (its "
+                                        "affectreason_adapter.json names it), e.g. reason/explain_tuned")]
+    = "reason/explain",
     as_json: Annotated[bool, typer.Option("--json", help="print {cues, explanation} as JSON")] = False,
     fps: FpsOpt = 5.0, workers: WorkersOpt = 2, face_model: FaceModel = None, asr_model: AsrModel = None,
     no_asr: NoAsr = False, transcript: TranscriptOpt = None, subtitles: SubtitlesOpt = None,
@@ -619,7 +622,8 @@ def query_cmd(
     from affectreason.cues.pipeline import CueConfig
     from affectreason.serve.query import QueryConfig, connect
 
-    qconfig = QueryConfig(concurrency, timeout, retries, backoff, max_tokens, max_chars, max_items, frames, audio)
+    qconfig = QueryConfig(concurrency, timeout, retries, backoff, max_tokens, max_chars, max_items, frames, audio,
+                          prompt)
     config = CueConfig(fps=fps, face_model=face_model, asr_model=asr_model, asr=not no_asr)
     try:
         reasoner = connect(server, model, api_key, qconfig)

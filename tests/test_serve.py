@@ -146,3 +146,14 @@ def test_serve_without_vllm_names_the_extra(tmp_path):
     message = " ".join(out.stderr.split())
     assert "vLLM is not installed" in message and "affectreason[serve]" in message
     assert "affectreason[serve-cpu]" in message and "Traceback" not in out.stderr
+
+
+def test_query_renders_the_prompt_an_adapter_was_trained_with():
+    from affectreason.schema import Cues, Transcript
+    from affectreason.serve.query import QueryConfig, ServerReasoner
+
+    cues = Cues(clip_id="x", transcript=Transcript(text="so glad", source="given"))
+    default = ServerReasoner(None, QueryConfig()).messages(cues)
+    tuned = ServerReasoner(None, QueryConfig(prompt="reason/explain_tuned")).messages(cues)
+    assert "Reason in three steps" in default[-1]["content"]
+    assert "Reason in three steps" not in tuned[-1]["content"] and '"so glad"' in tuned[-1]["content"]

@@ -27,7 +27,7 @@ from pathlib import Path
 
 import numpy as np
 
-from affectreason.reason.llm import build_messages, explanation_schema
+from affectreason.reason.llm import DEFAULT_PROMPT, build_messages, explanation_schema
 from affectreason.reason.parse import parse_explanation
 from affectreason.schema import Clip, Cues, Explanation
 from affectreason.serve.batch import Item
@@ -55,6 +55,8 @@ class QueryConfig:
     """key frames sent as images (native vision-language models)"""
     audio: bool = False
     """send the clip's audio (native audio models)"""
+    prompt: str = DEFAULT_PROMPT
+    """the prompt to render: an adapter's own (its affectreason_adapter.json says which) or reason/explain"""
     schema: dict = field(default_factory=explanation_schema)
 
 
@@ -150,7 +152,7 @@ class ServerReasoner:
 
     def messages(self, cues: Cues, clip: Clip | None = None) -> list[dict]:
         """The chat messages: the explain prompt, with media parts before the text of the last message."""
-        messages = build_messages(cues)
+        messages = build_messages(cues, prompt=self.config.prompt)
         parts = media_parts(clip, cues, self.config.frames, self.config.audio) if clip is not None else []
         if parts:
             last = messages[-1]
