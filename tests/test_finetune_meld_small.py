@@ -25,9 +25,12 @@ def test_small_meld_finetune_reports_all_three_systems(anchors, tiny_qwen2, tmp_
     assert summary["train_n"] == 24 and summary["eval_n"] == 8 and summary["steps"] == 8
     assert summary["loss_last"] < summary["loss_first"]
     for system in ("zero-shot", "fine-tuned", "rules"):
-        assert set(summary[system]) == {"accuracy", "hit_rate", "answered"}
+        assert set(summary[system]) == {"accuracy", "strict_accuracy", "hit_rate", "answered"}
+        assert summary[system]["strict_accuracy"] <= summary[system]["accuracy"]
         assert all(0.0 <= v <= 1.0 for v in summary[system].values())
     assert summary["rules"]["answered"] == 1.0  # the rules engine always names an emotion
+    assert summary["rules"]["strict_accuracy"] == summary["rules"]["accuracy"]
+    assert len((tmp_path / "fine_tuned.jsonl").read_text().splitlines()) == 8
     info = json.loads((tmp_path / "run" / "adapter" / "affectreason_adapter.json").read_text())
     assert info["prompt"] == "reason/explain_tuned"
     train_groups = {json.loads(line)["group"] for line in (tmp_path / "data" / "train.jsonl").read_text().splitlines()}
