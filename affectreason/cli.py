@@ -371,12 +371,13 @@ def explain_cmd(path: ClipPath, out: BatchOut = None,
 def _explain_one(path: Path, config, transcript, subtitles, openface, reasoner, as_json: bool) -> None:
     """Cues of one clip, explained by ``reasoner``, printed as JSON or rendered."""
     from affectreason.reason.explain import explain_cues
+    from affectreason.reason.prompts import PromptError
     from affectreason.serve.client import EndpointError
 
     clip, cues = _one_clip_cues(path, config, transcript, subtitles, openface)
     try:
         explanation = explain_cues(cues, reasoner, clip)
-    except EndpointError as exc:
+    except (EndpointError, PromptError) as exc:
         _fail(str(exc))
     if as_json:
         sys.stdout.write(json.dumps({"cues": cues.model_dump(mode="json"),
@@ -495,10 +496,11 @@ def train_cmd(
     num_processes: Annotated[int | None, typer.Option("--num-processes", help="with --launch: processes")] = None,
 ) -> None:
     """LoRA / QLoRA fine-tuning of a chat LM on instruction data (loss on the assistant reply only)."""
-    import os
 
     from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
 
+    from affectreason.media import MediaError
+    from affectreason.models.causal_lm import ModelMissing
     from affectreason.train.recipe import RecipeError, load_recipe
     from affectreason.train.sft import TrainError, train
     from affectreason.train.sft_data import DataError
@@ -530,7 +532,7 @@ def train_cmd(
                 progress.update(task, completed=record["step"], status=status)
 
             result = train(spec, resume=resume, on_step=on_step)
-    except (TrainError, DataError) as exc:
+    except (TrainError, DataError, ModelMissing, MediaError, ValueError) as exc:
         _fail(str(exc))
     if main_process:
         err.print(f"{result.steps} steps; final loss {result.losses[-1][1]:.4f}; {result.data}; eval {result.eval}; "

@@ -35,3 +35,16 @@ def test_tiny_lora_run_consumes_a_recipe_output(anchors, tiny_qwen2, tmp_path):
     chats = read_chats(data / "train.jsonl")  # the trainer's own reader, as it read them
     assert len(chats) == 79 and all(c[-1]["role"] == "assistant" and c[-1]["content"].startswith('{"observations"')
                                     for c in chats)
+
+
+def test_training_takes_the_prompt_the_dataset_was_built_with(anchors, tiny_qwen2, tmp_path):
+    from affectreason.train.recipe import RecipeError, load_recipe
+
+    data = tmp_path / "mosi"
+    out = runner.invoke(app, ["data", "mosi", "--anchors", str(anchors), "--out", str(data), "limit=20",
+                              "prompt=reason/explain_tuned"])
+    assert out.exit_code == 0, out.output
+    base = [f"model.path={tiny_qwen2}", f"data.train={data / 'train.jsonl'}", f"output_dir={tmp_path / 'run'}"]
+    assert load_recipe("lora-chat", base).data.prompt == "reason/explain_tuned"
+    with pytest.raises(RecipeError, match="says the chats were rendered with reason/explain_tuned"):
+        load_recipe("lora-chat", base + ["data.prompt=reason/explain"])

@@ -108,7 +108,7 @@ def _accuracy(model, held_out: list[tuple[dict, dict]]) -> float:
         chat = model.chat(row["messages"][:-1], sorted(found))
         ids = model.tokenizer.apply_chat_template(chat, add_generation_prompt=True, return_dict=True,
                                                   return_tensors="pt")
-        feats, masks = pad_features([found], sorted(found))
+        feats, masks = pad_features([found], model.spec.dims)
         with torch.inference_mode():
             out = model.generate(ids["input_ids"], ids["attention_mask"], feats, masks, max_new_tokens=4)
         reply = model.tokenizer.decode(out[0], skip_special_tokens=True).strip()

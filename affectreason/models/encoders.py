@@ -47,7 +47,6 @@ class FrozenEncoder:
     dim: int = field(init=False)
 
     def __post_init__(self) -> None:
-        import torch
         from transformers import AutoModel
 
         self.modality = encoder_modality(self.path)
@@ -65,7 +64,6 @@ class FrozenEncoder:
         self.dim = self.config.hidden_size if self.kind != "whisper" else self.config.d_model
         preprocessor = Path(self.path) / "preprocessor_config.json"
         self.preprocess = json.loads(preprocessor.read_text()) if preprocessor.is_file() else {}
-        self._dtype = torch.float32
 
     def encode(self, frames: list[np.ndarray] | None = None, audio: np.ndarray | None = None,
                rate: int = 16_000) -> np.ndarray:

@@ -10,7 +10,7 @@ their ids never reach the embedding matrix, so the LLM's vocabulary and weights 
 from __future__ import annotations
 
 import json
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import torch
@@ -36,7 +36,6 @@ class FeatureSpec:
     fps: float = 2.0
     max_frames: int = 8
     window: float = 0.5
-    extra: dict = field(default_factory=dict)
 
     def save(self, folder: Path) -> None:
         """Write ``feature_config.json``."""
@@ -133,13 +132,13 @@ class FeatureLM(nn.Module):
                                  max_new_tokens=max_new_tokens, pad_token_id=pad)
 
 
-def pad_features(rows: list[dict[str, torch.Tensor]], modalities: list[str]) -> tuple[dict, dict]:
-    """Per modality, (batch, steps, dim) zero-padded features and a (batch, steps) mask of real steps."""
+def pad_features(rows: list[dict[str, torch.Tensor]], dims: dict[str, int]) -> tuple[dict, dict]:
+    """Per modality of ``dims``, (batch, steps, dim) zero-padded features and a (batch, steps) mask of real
+    steps; a record without that modality has an all-false mask (projectors then ignore it)."""
     features, masks = {}, {}
-    for modality in modalities:
+    for modality, dim in dims.items():
         seqs = [r.get(modality) for r in rows]
-        dim = next(s.shape[-1] for s in seqs if s is not None)
-        width = max(1, max(len(s) for s in seqs if s is not None))
+        width = max([1] + [len(s) for s in seqs if s is not None])
         batch = torch.zeros(len(rows), width, dim)
         mask = torch.zeros(len(rows), width, dtype=torch.bool)
         for i, s in enumerate(seqs):

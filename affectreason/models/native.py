@@ -181,11 +181,11 @@ class NativeMLLM:
         return {**inputs, **extra}
 
     def generate(self, messages: list[dict[str, str]], frames: list[np.ndarray], audio: np.ndarray | None = None,
-                 max_new_tokens: int | None = None) -> str:
-        """The reply (greedy decoding)."""
+                 max_new_tokens: int | None = None, video_fps: float | None = None) -> str:
+        """The reply (greedy decoding); with ``video_fps`` the frames go in as one video."""
         import torch
 
-        inputs = self.inputs(messages, frames, audio)
+        inputs = self.inputs(messages, frames, audio, video_fps=video_fps)
         with torch.inference_mode():
             output = self.lm.generate(**inputs, max_new_tokens=max_new_tokens or self.max_new_tokens,
                                       do_sample=False)

@@ -36,12 +36,15 @@ def build_messages(cues: Cues, max_cue_tokens: int = 400, prompt: str = DEFAULT_
     return load_prompt(prompt).render(clip_id=cues.clip_id, cues=textualize(cues, max_cue_tokens))
 
 
-def adapter_prompt(adapter: str | None) -> str:
-    """The prompt an adapter was trained with (recorded by ``affectreason train``), else the default one."""
+def adapter_info(adapter: str | None) -> dict:
+    """What ``affectreason train`` recorded beside an adapter (prompt, and for native models how frames went in)."""
     info = Path(adapter) / ADAPTER_INFO if adapter else None
-    if info is None or not info.is_file():
-        return DEFAULT_PROMPT
-    return json.loads(info.read_text(encoding="utf-8")).get("prompt") or DEFAULT_PROMPT
+    return json.loads(info.read_text(encoding="utf-8")) if info is not None and info.is_file() else {}
+
+
+def adapter_prompt(adapter: str | None) -> str:
+    """The prompt an adapter was trained with, else the default one."""
+    return adapter_info(adapter).get("prompt") or DEFAULT_PROMPT
 
 
 class HFReasoner:
@@ -85,21 +88,31 @@ class NativeReasoner:
         from affectreason.models.native import NativeMLLM
 
         self.lm = NativeMLLM(model, adapter, max_new_tokens)
-        self.prompt = adapter_prompt(adapter)
-        self.max_frames = max_frames
+        info = adapter_info(adapter)
+        self.prompt = info.get("prompt") or DEFAULT_PROMPT
+        # an adapter trained on frames as one video input is given the clip the same way
+        self.video = info.get("frames") == "video" and self.lm.video_token is not None
+        self.fps, self.max_frames = info.get("fps", 2.0), info.get("max_frames", max_frames)
         self.name = "hf-native"
         self.extractor = None
 
     def explain(self, cues: Cues, clip: Clip | None = None) -> Explanation:
         """Generate (frames + cue text) and parse one explanation."""
-        frames = key_frames(clip, cues, self.max_frames) if clip is not None else []
+        from affectreason.media import IMAGE_SUFFIXES
+        from affectreason.train.native import media_audio, media_frames
+
+        frames, video_fps = [], None
+        if clip is not None and self.video and not clip.path.lower().endswith(tuple(IMAGE_SUFFIXES)):
+            media = {"videos": [clip.path], "images": [], "audios": []}
+            frames, video_fps = media_frames(media, self.fps, self.max_frames, clip.start, clip.end)
+        elif clip is not None:
+            frames = key_frames(clip, cues, self.max_frames)
         audio = None
         if clip is not None and self.lm.kind == "omni":
-            from affectreason.media import read_audio
-
-            track, _ = read_audio(clip.path, start=clip.start, end=clip.end)
+            track = media_audio({"videos": [clip.path], "images": [], "audios": []}, clip.start, clip.end)
             audio = track.samples if track is not None else None
-        text = self.lm.generate(build_messages(cues, prompt=self.prompt), frames, audio)
+        text = self.lm.generate(build_messages(cues, prompt=self.prompt), frames, audio,
+                                video_fps=video_fps if frames else None)
         explanation = parse_explanation(text, extractor=self.extractor, clip_id=cues.clip_id, backend=self.name,
                                         model=self.lm.name)
         if clip is None:
@@ -132,12 +145,13 @@ class FeatureReasoner:
         found = {}
         if clip is not None:
             media = {"videos": [clip.path], "images": [], "audios": []}
-            arrays = clip_features(self.encoders, media, self.lm.spec.fps, self.lm.spec.max_frames)
+            arrays = clip_features(self.encoders, media, self.lm.spec.fps, self.lm.spec.max_frames, clip.start,
+                                   clip.end)
             found = {m: torch.from_numpy(a) for m, a in arrays.items()}
         chat = self.lm.chat(build_messages(cues, prompt=self.prompt), sorted(found))
         ids = self.lm.tokenizer.apply_chat_template(chat, add_generation_prompt=True, return_dict=True,
                                                     return_tensors="pt")
-        features, masks = pad_features([found], sorted(found)) if found else ({}, {})
+        features, masks = pad_features([found], self.lm.spec.dims) if found else ({}, {})
         with torch.inference_mode():
             out = self.lm.generate(ids["input_ids"], ids["attention_mask"], features, masks, self.max_new_tokens)
         text = self.lm.tokenizer.decode(out[0], skip_special_tokens=True)

@@ -28,13 +28,18 @@ class Item:
 def read_cues_jsonl(path: str | Path) -> list[Item]:
     """Items from a cues JSONL (``{"clip": ..., "cues": ...}`` or ``{"clip": ..., "error": ...}`` per line)."""
     items = []
-    for lineno, line in enumerate(Path(path).read_text(encoding="utf-8").splitlines(), start=1):
+    lines = Path(path).read_text(encoding="utf-8").splitlines()
+    for lineno, line in enumerate(lines, start=1):
         if not line.strip():
             continue
         try:
             record = json.loads(line)
             clip = Clip.model_validate(record["clip"])
-        except (json.JSONDecodeError, KeyError, TypeError, ValueError) as exc:
+        except json.JSONDecodeError:
+            if lineno == len(lines):
+                continue  # the last line of a cache cut off by an interrupted run; that clip is redone
+            raise ValueError(f"{path}:{lineno}: not valid JSON") from None
+        except (KeyError, TypeError, ValueError) as exc:
             raise ValueError(f"{path}:{lineno}: not a cues record ({type(exc).__name__}: {exc})") from None
         if "cues" in record:
             items.append(Item(clip, Cues.model_validate(record["cues"])))

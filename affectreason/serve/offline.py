@@ -12,7 +12,7 @@ import json
 from collections.abc import Callable
 from pathlib import Path
 
-from affectreason.reason.llm import build_messages
+from affectreason.reason.llm import adapter_prompt, build_messages
 from affectreason.reason.parse import parse_explanation
 from affectreason.schema import Clip, Cues, Explanation
 from affectreason.serve.batch import Item, load_items
@@ -57,6 +57,7 @@ class OfflineVLLM:
         if cpu:  # as launch.server_command: no torch.compile warm-up, float32 kernels (no AVX512-BF16 here)
             options.update(enforce_eager=True, dtype="float32", distributed_executor_backend="uni")
         self.lora = None
+        self.prompt = adapter_prompt(adapter)
         if adapter:
             from vllm.lora.request import LoRARequest
 
@@ -71,7 +72,7 @@ class OfflineVLLM:
 
     def explain_many(self, cues: list[Cues]) -> list[Explanation]:
         """Explanations of many cue sets, generated as one batch."""
-        outputs = self.llm.chat([build_messages(c) for c in cues], self.sampling, use_tqdm=False,
+        outputs = self.llm.chat([build_messages(c, prompt=self.prompt) for c in cues], self.sampling, use_tqdm=False,
                                 lora_request=self.lora)
         return [parse_explanation(out.outputs[0].text, extractor=self.extractor, clip_id=c.clip_id,
                                   backend=self.name, model=self.model) for c, out in zip(cues, outputs, strict=True)]

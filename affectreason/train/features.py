@@ -16,7 +16,7 @@ from pathlib import Path
 import numpy as np
 
 from affectreason.train.loop import LoopParts, make_accelerator, run_loop, seed_all
-from affectreason.train.native import read_media
+from affectreason.train.native import media_audio, media_frames, read_media
 from affectreason.train.recipe import Recipe
 from affectreason.train.sft import TrainResult, collate, load_model, restore_adapter, save_adapter
 from affectreason.train.sft_data import DataError, read_chats, tokenize_chats
@@ -27,8 +27,9 @@ CACHE_FILE, CACHE_MANIFEST = "features.safetensors", "features.json"
 def record_ids(path: str | Path) -> list[str]:
     """Each record's ``id`` (its line number when it has none); duplicates are an error naming the line."""
     ids, seen = [], {}
-    lines = [line for line in Path(path).read_text(encoding="utf-8").splitlines() if line.strip()]
-    for lineno, line in enumerate(lines, start=1):
+    for lineno, line in enumerate(Path(path).read_text(encoding="utf-8").splitlines(), start=1):
+        if not line.strip():
+            continue
         rid = str(json.loads(line).get("id") or f"line-{lineno}")
         if rid in seen:
             raise DataError(f"{path}:{lineno}: id {rid!r} repeats line {seen[rid]}; the feature cache needs unique ids")
@@ -37,32 +38,27 @@ def record_ids(path: str | Path) -> list[str]:
     return ids
 
 
-def clip_features(encoders: dict, media: dict[str, list[str]], fps: float, max_frames: int) -> dict[str, np.ndarray]:
+def clip_features(encoders: dict, media: dict[str, list[str]], fps: float, max_frames: int,
+                  start: float | None = None, end: float | None = None) -> dict[str, np.ndarray]:
     """Features of one record's media for each encoder's modality (absent media -> no entry)."""
-    from affectreason.media import read_audio, read_frames
-
     out = {}
     if "vision" in encoders and (media["videos"] or media["images"]):
-        if media["videos"]:
-            frames = read_frames(media["videos"][0], fps).images
-            if len(frames) > max_frames:
-                frames = [frames[i] for i in np.linspace(0, len(frames) - 1, num=max_frames).round().astype(int)]
-        else:
-            frames = [read_frames(image, 1.0).images[0] for image in media["images"][:max_frames]]
+        frames, _ = media_frames(media, fps, max_frames, start, end)
         if frames:
             out["vision"] = encoders["vision"].encode(frames=frames)
-    source = (media["audios"] or media["videos"] or [None])[0]
-    if "audio" in encoders and source is not None:
-        track, _ = read_audio(source)
-        if track is not None and len(track.samples):
-            out["audio"] = encoders["audio"].encode(audio=track.samples, rate=track.rate)
+    track = media_audio(media, start, end) if "audio" in encoders else None
+    if track is not None:
+        out["audio"] = encoders["audio"].encode(audio=track.samples, rate=track.rate)
     return out
 
 
 def cache_features(ids: list[str], media: list[dict], encoders: dict, folder: Path, fps: float,
-                   max_frames: int, progress: Callable[[int, int], None] | None = None) -> dict[str, dict]:
-    """Per record id, its features by modality; computed once and kept in ``folder``."""
+                   max_frames: int, save_every: int = 50) -> tuple[dict[str, dict], dict[str, str]]:
+    """Per record id, its features by modality (computed once and kept in ``folder``), and the records whose
+    media could not be read, with the reason (they train on their text alone)."""
     from safetensors.numpy import load_file, save_file
+
+    from affectreason.media import MediaError
 
     folder.mkdir(parents=True, exist_ok=True)
     signature = {"encoders": {m: e.path for m, e in sorted(encoders.items())}, "fps": fps, "max_frames": max_frames,
@@ -70,26 +66,35 @@ def cache_features(ids: list[str], media: list[dict], encoders: dict, folder: Pa
     manifest_path, cache_path = folder / CACHE_MANIFEST, folder / CACHE_FILE
     stored: dict[str, np.ndarray] = {}
     done: set[str] = set()  # records already encoded, with or without media
+    failed: dict[str, str] = {}
     if manifest_path.is_file() and cache_path.is_file():
         manifest = json.loads(manifest_path.read_text())
         if manifest.get("signature") == signature:
-            stored, done = load_file(str(cache_path)), set(manifest.get("done", []))
+            stored, done, failed = load_file(str(cache_path)), set(manifest["done"]), manifest.get("failed", {})
+
+    def save() -> None:
+        save_file(stored, str(cache_path))
+        manifest_path.write_text(json.dumps({"signature": signature, "done": sorted(done), "failed": failed},
+                                            indent=2))
+
     todo = [(rid, m) for rid, m in zip(ids, media, strict=True) if rid not in done]
     for count, (rid, record_media) in enumerate(todo, start=1):
-        found = clip_features(encoders, record_media, fps, max_frames)
+        try:
+            found = clip_features(encoders, record_media, fps, max_frames)
+        except MediaError as exc:
+            found, failed[rid] = {}, str(exc)
         stored.update({f"{rid}::{modality}": array.astype(np.float32) for modality, array in found.items()})
         done.add(rid)
-        if progress:
-            progress(count, len(todo))
+        if count % save_every == 0:  # an interrupted run keeps what it encoded
+            save()
     if todo:
-        save_file(stored, str(cache_path))
-        manifest_path.write_text(json.dumps({"signature": signature, "done": sorted(done)}, indent=2))
+        save()
     by_id: dict[str, dict] = {rid: {} for rid in ids}
     for key, array in stored.items():
         rid, modality = key.rsplit("::", 1)
         if rid in by_id:
             by_id[rid][modality] = array
-    return by_id
+    return by_id, {rid: failed[rid] for rid in ids if rid in failed}
 
 
 def train_features(recipe: Recipe, resume: bool = False, stop_after: int | None = None,
@@ -109,8 +114,9 @@ def train_features(recipe: Recipe, resume: bool = False, stop_after: int | None 
         if encoder.modality != modality:
             raise DataError(f"features.{modality}: {encoder.path} is a {encoder.modality} encoder")
     cache = Path(spec_section.cache) if spec_section.cache else output_dir / "features"
-    features = cache_features(ids, media, encoders, cache, recipe.data.fps, recipe.data.max_frames)
     accelerator = make_accelerator(recipe, output_dir)
+    with accelerator.main_process_first():  # one process encodes, the others read its cache
+        features, failed = cache_features(ids, media, encoders, cache, recipe.data.fps, recipe.data.max_frames)
     seed_all(recipe.schedule.seed)
     tokenizer, llm = load_model(recipe)
     spec = FeatureSpec(encoders={m: e.path for m, e in encoders.items()}, dims={m: e.dim for m, e in encoders.items()},
@@ -122,11 +128,10 @@ def train_features(recipe: Recipe, resume: bool = False, stop_after: int | None 
                           recipe.data.max_length, recipe.data.over_length)
     rows = [{m: torch.from_numpy(a) for m, a in features[ids[i]].items()} for i in data.kept]
     pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
-    modalities = sorted(encoders)
 
     def make_batch(indices: list[int]) -> dict:
         batch = collate([data.examples[i] for i in indices], pad)
-        feats, masks = pad_features([rows[i] for i in indices], modalities)
+        feats, masks = pad_features([rows[i] for i in indices], spec.dims)
         batch = {k: v.to(accelerator.device) for k, v in batch.items()}
         batch["features"] = {m: v.to(accelerator.device) for m, v in feats.items()}
         batch["masks"] = {m: v.to(accelerator.device) for m, v in masks.items()}
@@ -146,4 +151,4 @@ def train_features(recipe: Recipe, resume: bool = False, stop_after: int | None 
     step, losses, _ = run_loop(recipe, parts, accelerator, resume, stop_after, on_step)
     return TrainResult(output_dir, output_dir / "adapter", step, losses, {},
                        {"examples": len(data.examples), "dropped": data.dropped, "truncated": data.truncated,
-                        "cache": str(cache)}, model)
+                        "cache": str(cache), "media_errors": failed}, model)

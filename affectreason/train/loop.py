@@ -106,7 +106,8 @@ def _save_state(folder: Path, optimizer, scheduler, step: int, losses) -> None:
 
     torch.save({"optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict(),
                 "python_rng": random.getstate(), "numpy_rng": np.random.get_state(),
-                "torch_rng": torch.get_rng_state()}, folder / "state.pt")
+                "torch_rng": torch.get_rng_state(),
+                "cuda_rng": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else None}, folder / "state.pt")
     (folder / "state.json").write_text(json.dumps({"step": step, "losses": losses}))
 
 
@@ -119,6 +120,8 @@ def _restore_state(folder: Path, optimizer, scheduler) -> tuple[int, list]:
     random.setstate(state["python_rng"])
     np.random.set_state(state["numpy_rng"])
     torch.set_rng_state(state["torch_rng"])
+    if state.get("cuda_rng") is not None and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(state["cuda_rng"])
     meta = json.loads((folder / "state.json").read_text())
     return meta["step"], [tuple(x) for x in meta["losses"]]
 
@@ -163,44 +166,46 @@ def run_loop(recipe: Recipe, parts: LoopParts, accelerator, resume: bool = False
     model.train()
     last = min(sched.max_steps, stop_after) if stop_after else sched.max_steps
     eval_figures: dict = {}
-    while step < last:
-        started, tokens, step_loss = time.perf_counter(), 0, 0.0
-        for micro in range(sched.grad_accum):
-            indices = batch_indices(parts.n_examples, sched.batch_size, step * sched.grad_accum + micro, sched.seed)
-            batch = parts.make_batch(indices[rank::world])
-            local = _target_tokens(batch)
-            total = int(accelerator.reduce(torch.tensor(local, device=accelerator.device), "sum")) if world > 1 \
-                else local
-            with accelerator.autocast():
-                loss = model(**batch).loss
-            # DDP averages gradients over processes: weighting by the token share makes that the global mean
-            scaled = loss * (local / max(total, 1) * world) / sched.grad_accum
-            accelerator.backward(scaled)
-            step_loss += float(accelerator.reduce(scaled.detach(), "mean")) if world > 1 else float(scaled.detach())
-            tokens += int(batch["attention_mask"].sum()) * world
-        accelerator.clip_grad_norm_(params, recipe.optim.max_grad_norm)
-        optimizer.step()
-        scheduler.step()
-        optimizer.zero_grad(set_to_none=True)
-        step += 1
-        losses.append((step, step_loss))
-        record = {"step": step, "loss": round(step_loss, 6), "lr": scheduler.get_last_lr()[0],
-                  "tokens_per_s": round(tokens / (time.perf_counter() - started), 1)}
-        if parts.evaluate and sched.eval_every and step % sched.eval_every == 0:
-            eval_figures = parts.evaluate(accelerator.unwrap_model(model))
-            record.update(eval_figures)
+    try:
+        while step < last:
+            started, tokens, step_loss = time.perf_counter(), 0, 0.0
+            for micro in range(sched.grad_accum):
+                indices = batch_indices(parts.n_examples, sched.batch_size, step * sched.grad_accum + micro, sched.seed)
+                batch = parts.make_batch(indices[rank::world])
+                local = _target_tokens(batch)
+                total = int(accelerator.reduce(torch.tensor(local, device=accelerator.device), "sum")) if world > 1 \
+                    else local
+                with accelerator.autocast():
+                    loss = model(**batch).loss
+                # DDP averages gradients over processes: weighting by the token share makes that the global mean
+                scaled = loss * (local / max(total, 1) * world) / sched.grad_accum
+                accelerator.backward(scaled)
+                step_loss += float(accelerator.reduce(scaled.detach(), "mean")) if world > 1 else float(scaled.detach())
+                tokens += int(batch["attention_mask"].sum()) * world
+            accelerator.clip_grad_norm_(params, recipe.optim.max_grad_norm)
+            optimizer.step()
+            scheduler.step()
+            optimizer.zero_grad(set_to_none=True)
+            step += 1
+            losses.append((step, step_loss))
+            record = {"step": step, "loss": round(step_loss, 6), "lr": scheduler.get_last_lr()[0],
+                      "tokens_per_s": round(tokens / (time.perf_counter() - started), 1)}
+            if parts.evaluate and sched.eval_every and step % sched.eval_every == 0:
+                eval_figures = parts.evaluate(accelerator.unwrap_model(model))
+                record.update(eval_figures)
+            if log:
+                log.write(json.dumps(record) + "\n")
+                log.flush()
+            if sched.report_to:
+                accelerator.log({k: v for k, v in record.items() if k != "step"}, step=step)
+            if on_step:
+                on_step(record)
+            if sched.save_every and step % sched.save_every == 0:
+                _checkpoint(output_dir / "checkpoints" / f"step-{step}", parts, model, optimizer, scheduler, step,
+                            losses, accelerator)
+    finally:  # the log is complete up to the failing step
         if log:
-            log.write(json.dumps(record) + "\n")
-            log.flush()
-        if sched.report_to:
-            accelerator.log({k: v for k, v in record.items() if k != "step"}, step=step)
-        if on_step:
-            on_step(record)
-        if sched.save_every and step % sched.save_every == 0:
-            _checkpoint(output_dir / "checkpoints" / f"step-{step}", parts, model, optimizer, scheduler, step,
-                        losses, accelerator)
-    if log:
-        log.close()
+            log.close()
     if parts.evaluate and not (sched.eval_every and step % sched.eval_every == 0):
         eval_figures = parts.evaluate(accelerator.unwrap_model(model))
     if accelerator.is_main_process:

@@ -49,35 +49,40 @@ def read_media(path: str | Path) -> list[dict[str, list[str]]]:
     return out
 
 
-def _frames(media: dict[str, list[str]], recipe: Recipe) -> list[np.ndarray]:
+def media_frames(media: dict[str, list[str]], fps: float, max_frames: int, start: float | None = None,
+                 end: float | None = None) -> tuple[list[np.ndarray], float]:
+    """A record's frames (its first video sampled at ``fps``, evenly thinned to ``max_frames``; else its images)
+    and the frame rate they now have."""
     from affectreason.media import read_frames
 
-    data = recipe.data
     if media["videos"]:
-        frames = read_frames(media["videos"][0], data.fps).images
-        if len(frames) > data.max_frames:
-            keep = np.linspace(0, len(frames) - 1, num=data.max_frames).round().astype(int)
-            frames = [frames[i] for i in keep]
-        return frames
-    return [read_frames(image, 1.0).images[0] for image in media["images"][: data.max_frames]]
+        frames = read_frames(media["videos"][0], fps, start=start, end=end).images
+        if len(frames) > max_frames:
+            rate = fps * max_frames / len(frames)
+            keep = np.linspace(0, len(frames) - 1, num=max_frames).round().astype(int)
+            return [frames[i] for i in keep], rate
+        return frames, fps
+    return [read_frames(image, 1.0).images[0] for image in media["images"][:max_frames]], fps
 
 
-def _audio(media: dict[str, list[str]]) -> np.ndarray | None:
+def media_audio(media: dict[str, list[str]], start: float | None = None, end: float | None = None):
+    """A record's audio track (its first audio file, else its video's sound), or None."""
     from affectreason.media import read_audio
 
     source = (media["audios"] or media["videos"] or [None])[0]
     if source is None:
         return None
-    track, _ = read_audio(source)
-    return track.samples if track is not None else None
+    track, _ = read_audio(source, start=start, end=end)
+    return track if track is not None and len(track.samples) else None
 
 
 def example_inputs(lm, messages: list[dict[str, str]], media: dict[str, list[str]], recipe: Recipe) -> dict:
-    """One record's model inputs with reply-only labels."""
-    frames = _frames(media, recipe)
-    video_fps = recipe.data.fps if media["videos"] and recipe.data.frames == "video" else None
-    audio = _audio(media) if lm.kind == "omni" else None
-    return lm.training_inputs(messages, frames, audio, video_fps=video_fps)
+    """One record's model inputs with reply-only labels (frames as a video where the model takes video)."""
+    frames, rate = media_frames(media, recipe.data.fps, recipe.data.max_frames)
+    as_video = media["videos"] and recipe.data.frames == "video" and lm.video_token is not None
+    track = media_audio(media) if lm.kind == "omni" else None
+    return lm.training_inputs(messages, frames, track.samples if track else None,
+                              video_fps=rate if as_video else None)
 
 
 def collate_native(examples: list[dict], pad_id: int) -> dict:
@@ -86,11 +91,12 @@ def collate_native(examples: list[dict], pad_id: int) -> dict:
 
     width = max(e["input_ids"].shape[1] for e in examples)
     batch: dict = {}
+    keys = dict.fromkeys(k for e in examples for k in e)  # a later record may bring media the first lacks
     for key, fill in (("input_ids", pad_id), ("attention_mask", 0), ("labels", -100), ("mm_token_type_ids", 0)):
-        if key in examples[0]:
+        if key in keys:
             rows = [torch.nn.functional.pad(e[key], (0, width - e[key].shape[1]), value=fill) for e in examples]
             batch[key] = torch.cat(rows)
-    for key in examples[0]:
+    for key in keys:
         if key not in batch:
             present = [e[key] for e in examples if key in e]
             batch[key] = torch.cat(present)

@@ -3,6 +3,7 @@ weights load. An unknown key, a wrong type or a missing file is an error that na
 
 from __future__ import annotations
 
+import json
 from importlib import resources
 from pathlib import Path
 from typing import Literal
@@ -108,6 +109,24 @@ class Recipe(Section):
             value = getattr(self.data, key)
             if value is not None and not Path(value).is_file():
                 raise ValueError(f"data.{key}: {value} does not exist")
+        return self
+
+    @model_validator(mode="after")
+    def _prompt_of_the_data(self) -> Recipe:
+        # a dataset built by `affectreason data` names the prompt its chats were rendered with
+        manifest = Path(self.data.train).parent / "manifest.json"
+        if not manifest.is_file():
+            return self
+        try:
+            built = json.loads(manifest.read_text(encoding="utf-8")).get("recipe", {}).get("prompt")
+        except (json.JSONDecodeError, AttributeError):
+            return self
+        if not built or built == self.data.prompt:
+            return self
+        if "prompt" in self.data.model_fields_set:
+            raise ValueError(f"data.prompt: {self.data.prompt} but {manifest} says the chats were rendered with "
+                             f"{built}")
+        self.data.prompt = built
         return self
 
 

@@ -104,7 +104,8 @@ def save_adapter(folder: Path, model, tokenizer, recipe: Recipe, state_dict: dic
     model.save_pretrained(folder, state_dict=state_dict)
     tokenizer.save_pretrained(folder)
     (folder / ADAPTER_INFO).write_text(json.dumps(
-        {"prompt": recipe.data.prompt, "base_model": recipe.model.path,
+        {"prompt": recipe.data.prompt, "base_model": recipe.model.path, "frames": recipe.data.frames,
+         "fps": recipe.data.fps, "max_frames": recipe.data.max_frames,
          "affectreason_version": affectreason.__version__}, indent=2))
 
 
@@ -124,7 +125,8 @@ def evaluate(model, tokenizer, data: Dataset, batch_size: int, chats=None, recip
     total, count = 0.0, 0
     with torch.inference_mode():
         for start in range(0, len(data.examples), batch_size):
-            batch = collate(data.examples[start: start + batch_size], tokenizer.pad_token_id or 0)
+            batch = {k: v.to(model.device) for k, v in
+                     collate(data.examples[start: start + batch_size], tokenizer.pad_token_id or 0).items()}
             tokens = int((batch["labels"] != -100).sum())
             total += float(model(**batch).loss) * tokens
             count += tokens
@@ -146,7 +148,7 @@ def _label_metrics(model, tokenizer, chats, recipe: Recipe) -> dict:
     gold, pred = [], []
     for i, messages in enumerate(chats):
         inputs = tokenizer.apply_chat_template(messages[:-1], add_generation_prompt=True, return_dict=True,
-                                               return_tensors="pt")
+                                               return_tensors="pt").to(model.device)
         output = model.generate(**inputs, max_new_tokens=recipe.eval.max_new_tokens, do_sample=False,
                                 pad_token_id=tokenizer.pad_token_id or tokenizer.eos_token_id)
         reply = tokenizer.decode(output[0][inputs["input_ids"].shape[1]:], skip_special_tokens=True)
