@@ -157,3 +157,17 @@ def test_query_renders_the_prompt_an_adapter_was_trained_with():
     tuned = ServerReasoner(None, QueryConfig(prompt="reason/explain_tuned")).messages(cues)
     assert "Reason in three steps" in default[-1]["content"]
     assert "Reason in three steps" not in tuned[-1]["content"] and '"so glad"' in tuned[-1]["content"]
+
+
+def test_a_cut_off_last_line_of_the_cue_cache_is_redone_not_fatal(tmp_path):
+    from affectreason.schema import Clip, Cues
+    from affectreason.serve.batch import read_cues_jsonl
+
+    good = json.dumps({"clip": Clip(path="a.mp4", id="a").model_dump(mode="json"),
+                       "cues": Cues(clip_id="a").model_dump(mode="json")})
+    cache = tmp_path / "out.cues.jsonl"
+    cache.write_text(good + "\n" + good[:30])
+    assert [item.clip.id for item in read_cues_jsonl(cache)] == ["a"]
+    cache.write_text(good[:30] + "\n" + good + "\n")
+    with pytest.raises(ValueError, match="out.cues.jsonl:1: not valid JSON"):
+        read_cues_jsonl(cache)

@@ -176,3 +176,19 @@ def test_feature_recipe_errors(task, encoders, tiny_qwen2, tmp_path):
 
     with pytest.raises(ModelMissing, match="not one of"):
         train(load_recipe(recipe, [f"features.vision={tiny_qwen2}"]))
+
+
+def test_padding_keeps_every_modality_when_a_record_lacks_one():
+    import torch
+
+    from affectreason.models.feature_lm import pad_features, place_markers
+
+    rows = [{"vision": torch.ones(3, 4)}, {"vision": torch.ones(1, 4), "audio": torch.ones(5, 2)}]
+    features, masks = pad_features(rows, {"vision": 4, "audio": 2})
+    assert features["audio"].shape == (2, 5, 2) and masks["audio"].sum(dim=1).tolist() == [0, 5]
+    only_vision, _ = pad_features(rows[:1], {"vision": 4, "audio": 2})
+    assert only_vision["audio"].shape == (1, 1, 2)
+    text = place_markers("<video> and <audio>: how?", ["vision"], fusion=False, tokens=2)
+    assert text == "<|affect_vision|><|affect_vision|> and : how?"
+    fused = place_markers("how?", ["vision", "audio"], fusion=True, tokens=2)
+    assert fused.count("<|affect_fused|>") == 2 and "<|affect_vision|>" not in fused

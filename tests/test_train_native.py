@@ -72,3 +72,18 @@ def test_native_data_errors(tiny_qwen2_5_vl, tmp_path):
                                    "media": {"audios": [str(EXAMPLE)]}}) + "\n")
     with pytest.raises(DataError, match="cannot hear"):
         train(load_recipe(_recipe(tmp_path, tiny_qwen2_5_vl, records)))
+
+
+def test_collate_keeps_media_that_only_a_later_record_has():
+    import torch
+
+    from affectreason.train.native import collate_native
+
+    text_only = {"input_ids": torch.tensor([[1, 2]]), "attention_mask": torch.ones(1, 2, dtype=torch.long),
+                 "labels": torch.tensor([[-100, 2]])}
+    with_video = {"input_ids": torch.tensor([[1, 2, 3]]), "attention_mask": torch.ones(1, 3, dtype=torch.long),
+                  "labels": torch.tensor([[-100, 2, 3]]), "pixel_values_videos": torch.ones(4, 6),
+                  "video_grid_thw": torch.tensor([[1, 2, 2]])}
+    batch = collate_native([text_only, with_video], pad_id=0)
+    assert batch["input_ids"].tolist() == [[1, 2, 0], [1, 2, 3]] and batch["labels"][0, 2] == -100
+    assert batch["pixel_values_videos"].shape == (4, 6) and batch["video_grid_thw"].tolist() == [[1, 2, 2]]
