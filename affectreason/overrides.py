@@ -1,8 +1,15 @@
-"""``key=value`` command-line overrides of a YAML tree (training and data recipes share them)."""
+"""YAML recipes with ``key=value`` command-line overrides, validated by a pydantic model (training and data
+recipes share this); every problem is an error naming the file and the key path."""
 
 from __future__ import annotations
 
+from pathlib import Path
+from typing import TypeVar
+
 import yaml
+from pydantic import BaseModel, ValidationError
+
+M = TypeVar("M", bound=BaseModel)
 
 
 def apply_overrides(tree: dict, overrides: list[str], error: type[Exception] = ValueError) -> dict:
@@ -19,3 +26,17 @@ def apply_overrides(tree: dict, overrides: list[str], error: type[Exception] = V
                 raise error(f"override {dotted}: {key} is not a section")
         node[keys[-1]] = yaml.safe_load(raw)
     return tree
+
+
+def load_validated(path: Path, model: type[M], overrides: list[str], error: type[Exception]) -> M:
+    """``model`` validated from the YAML file at ``path`` with ``overrides`` applied."""
+    try:
+        tree = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+    except yaml.YAMLError as exc:
+        raise error(f"{path}: not valid YAML ({exc})") from None
+    apply_overrides(tree, overrides, error)
+    try:
+        return model.model_validate(tree)
+    except ValidationError as exc:
+        problems = "; ".join(f"{'.'.join(map(str, e['loc'])) or 'recipe'}: {e['msg']}" for e in exc.errors())
+        raise error(f"{path}: {problems}") from None

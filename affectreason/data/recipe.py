@@ -16,11 +16,10 @@ from importlib import resources
 from pathlib import Path
 from typing import Literal
 
-import yaml
-from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, field_validator, model_validator
 
 from affectreason.data.record import CotKind, DataError
-from affectreason.overrides import apply_overrides
+from affectreason.overrides import load_validated
 
 ANCHORS_ENV = "AFFECTREASON_ANCHORS"
 DEFAULT_ANCHORS = Path("..") / "shared" / "anchors"
@@ -180,16 +179,7 @@ def load_data_recipe(source: str | Path, overrides: list[str] | None = None) -> 
         path = recipes_dir() / f"{source}.yaml"
         if not path.is_file():
             raise RecipeError(f"data recipe {str(source)!r} not found (a YAML path, or one of {recipe_names()})")
-    try:
-        tree = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
-    except yaml.YAMLError as exc:
-        raise RecipeError(f"{path}: not valid YAML ({exc})") from None
-    apply_overrides(tree, overrides or [], RecipeError)
-    try:
-        recipe = DataRecipe.model_validate(tree)
-    except ValidationError as exc:
-        problems = "; ".join(f"{'.'.join(map(str, e['loc'])) or 'recipe'}: {e['msg']}" for e in exc.errors())
-        raise RecipeError(f"{path}: {problems}") from None
+    recipe = load_validated(path, DataRecipe, overrides or [], RecipeError)
     recipe._origin = path.resolve()
     return recipe
 

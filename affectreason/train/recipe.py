@@ -8,10 +8,9 @@ from importlib import resources
 from pathlib import Path
 from typing import Literal
 
-import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from affectreason.overrides import apply_overrides
+from affectreason.overrides import load_validated
 
 
 class Section(BaseModel):
@@ -148,13 +147,4 @@ def load_recipe(source: str | Path, overrides: list[str] | None = None) -> Recip
         if not packaged.is_file():
             raise RecipeError(f"recipe {source!r} not found (a YAML path, or one of {packaged_recipes()})")
         path = Path(str(packaged))
-    try:
-        tree = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
-    except yaml.YAMLError as exc:
-        raise RecipeError(f"{path}: not valid YAML ({exc})") from None
-    apply_overrides(tree, overrides or [], RecipeError)
-    try:
-        return Recipe.model_validate(tree)
-    except ValidationError as exc:
-        problems = "; ".join(f"{'.'.join(map(str, e['loc'])) or 'recipe'}: {e['msg']}" for e in exc.errors())
-        raise RecipeError(f"{path}: {problems}") from None
+    return load_validated(path, Recipe, overrides or [], RecipeError)
