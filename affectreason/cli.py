@@ -404,7 +404,12 @@ def _batch(path: Path, out: Path | None, config, workers: int, backend) -> None:
         task = progress.add_task(f"{'explain' if backend else 'cues'} -> {out}", total=len(clips))
         counts = extract_batch(clips, out, config, workers, on_done=lambda r: progress.advance(task), backend=backend)
         progress.update(task, completed=len(clips))
-    err.print(f"{counts['ok']} clips done, {counts['failed']} failed (error records in {out}), "
+    _batch_summary(counts, out, "done")
+
+
+def _batch_summary(counts: dict[str, int], out: Path, done: str) -> None:
+    """One line of batch counts; exit status 1 when a clip failed."""
+    err.print(f"{counts['ok']} clips {done}, {counts['failed']} failed (error records in {out}), "
               f"{counts['skipped']} already done before")
     if counts["failed"]:
         raise typer.Exit(1)
@@ -479,10 +484,7 @@ def _vllm_batch(path: Path, out: Path | None, config, workers: int, spec) -> Non
         from rich.markup import escape
 
         _fail(escape(str(exc)))
-    err.print(f"{counts['ok']} clips explained in one vLLM batch, {counts['failed']} failed (error records in {out}), "
-              f"{counts['skipped']} already done before")
-    if counts["failed"]:
-        raise typer.Exit(1)
+    _batch_summary(counts, out, "explained in one vLLM batch")
 
 
 @app.command("train")

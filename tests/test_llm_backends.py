@@ -26,15 +26,9 @@ CUES = Cues(clip_id="c1", duration_s=2.0, frames=[FaceFrame(t=0.4, faces=1, aus=
 @pytest.fixture(scope="module")
 def adapter(tiny_qwen2, tmp_path_factory) -> Path:
     """A LoRA adapter on the tiny model with non-zero weights, so it changes the outputs."""
-    from peft import LoraConfig, get_peft_model
-    from transformers import AutoModelForCausalLM
+    from tests.tiny_models import build_lora_adapter
 
-    model = AutoModelForCausalLM.from_pretrained(tiny_qwen2)
-    peft_model = get_peft_model(model, LoraConfig(r=4, lora_alpha=16, target_modules=["q_proj", "v_proj"],
-                                                  init_lora_weights=False))
-    folder = tmp_path_factory.mktemp("adapters") / "lora"
-    peft_model.save_pretrained(folder)
-    return folder
+    return build_lora_adapter(tiny_qwen2, tmp_path_factory.mktemp("adapters") / "lora")
 
 
 def test_prompt_carries_the_cues_and_schema():

@@ -59,15 +59,9 @@ def tiny_model(tmp_path_factory) -> Path:
 @pytest.fixture(scope="module")
 def adapter(tiny_model, tmp_path_factory) -> Path:
     """A LoRA adapter with random non-zero B, so it changes the outputs."""
-    from peft import LoraConfig, get_peft_model
-    from transformers import AutoModelForCausalLM
+    from tests.tiny_models import build_lora_adapter
 
-    model = AutoModelForCausalLM.from_pretrained(tiny_model)
-    peft_model = get_peft_model(model, LoraConfig(r=4, lora_alpha=16, target_modules=["q_proj", "v_proj"],
-                                                  init_lora_weights=False))
-    folder = tmp_path_factory.mktemp("serve_adapters") / "tuned"
-    peft_model.save_pretrained(folder)
-    return folder
+    return build_lora_adapter(tiny_model, tmp_path_factory.mktemp("serve_adapters") / "tuned")
 
 
 @pytest.fixture(scope="module")

@@ -164,3 +164,17 @@ def build_whisper_encoder(folder: Path, seed: int = 0) -> Path:
                            vocab_size=51865, max_target_positions=32, max_source_positions=100)
     WhisperModel(config).save_pretrained(folder)
     return folder
+
+
+def build_lora_adapter(model: Path, folder: Path, seed: int = 0) -> Path:
+    """A LoRA adapter (r=4 on q/v) for ``model`` with random non-zero weights, so it changes the outputs."""
+    import torch
+    from peft import LoraConfig, get_peft_model
+    from transformers import AutoModelForCausalLM
+
+    torch.manual_seed(seed)
+    peft_model = get_peft_model(AutoModelForCausalLM.from_pretrained(model),
+                                LoraConfig(r=4, lora_alpha=16, target_modules=["q_proj", "v_proj"],
+                                           init_lora_weights=False))
+    peft_model.save_pretrained(folder)
+    return folder

@@ -19,7 +19,7 @@ import numpy as np
 
 from affectreason.train.loop import LoopParts, TrainError, make_accelerator, run_loop, seed_all
 from affectreason.train.recipe import Recipe
-from affectreason.train.sft import TrainResult, restore_adapter, save_adapter
+from affectreason.train.sft import TrainResult, restore_adapter, save_adapter, wrap_lora
 from affectreason.train.sft_data import DataError, read_chats
 
 TOWERS = ("visual", "audio_tower")
@@ -106,8 +106,6 @@ def collate_native(examples: list[dict], pad_id: int) -> dict:
 def train_native(recipe: Recipe, resume: bool = False, stop_after: int | None = None,
                  on_step: Callable[[dict], None] | None = None) -> TrainResult:
     """LoRA on the language model of a native multimodal model, per ``recipe``."""
-    from peft import LoraConfig, get_peft_model
-
     from affectreason.models.native import NativeMLLM
 
     if recipe.adapter.kind == "qlora":
@@ -118,13 +116,7 @@ def train_native(recipe: Recipe, resume: bool = False, stop_after: int | None = 
     lm = NativeMLLM(recipe.model.path)
     if any(m["audios"] for m in media) and lm.kind != "omni":
         raise DataError(f"{recipe.data.train}: records have audio, which {lm.name} cannot hear (use an Omni thinker)")
-    lora = LoraConfig(r=recipe.adapter.r, lora_alpha=recipe.adapter.alpha, lora_dropout=recipe.adapter.dropout,
-                      target_modules=language_model_targets(recipe.adapter.target_modules))
-    try:
-        model = get_peft_model(lm.lm, lora)
-    except ValueError as exc:
-        raise TrainError(f"adapter.target_modules {recipe.adapter.target_modules}: {exc}") from None
-    lm.lm = model
+    model = lm.lm = wrap_lora(lm.lm, recipe, language_model_targets(recipe.adapter.target_modules))
     pad = lm.tokenizer.pad_token_id if lm.tokenizer.pad_token_id is not None else 0
 
     def make_batch(indices: list[int]) -> dict:

@@ -52,7 +52,6 @@ def collate(examples, pad_id: int) -> dict:
 def load_model(recipe: Recipe):
     """Tokenizer and the base model wrapped with a fresh LoRA adapter."""
     import torch
-    from peft import LoraConfig, get_peft_model
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
     kwargs: dict = {"dtype": getattr(torch, recipe.model.dtype), "local_files_only": True}
@@ -79,13 +78,19 @@ def load_model(recipe: Recipe):
     elif recipe.schedule.gradient_checkpointing:
         model.gradient_checkpointing_enable()
         model.enable_input_require_grads()
+    return tokenizer, wrap_lora(model, recipe, recipe.adapter.target_modules, task_type="CAUSAL_LM")
+
+
+def wrap_lora(model, recipe: Recipe, target_modules: list[str] | str, task_type: str | None = None):
+    """``model`` with a fresh LoRA adapter per ``recipe.adapter`` on ``target_modules`` (names or a pattern)."""
+    from peft import LoraConfig, get_peft_model
+
     lora = LoraConfig(r=recipe.adapter.r, lora_alpha=recipe.adapter.alpha, lora_dropout=recipe.adapter.dropout,
-                      target_modules=recipe.adapter.target_modules, task_type="CAUSAL_LM")
+                      target_modules=target_modules, task_type=task_type)
     try:
-        model = get_peft_model(model, lora)
+        return get_peft_model(model, lora)
     except ValueError as exc:
         raise TrainError(f"adapter.target_modules {recipe.adapter.target_modules}: {exc}") from None
-    return tokenizer, model
 
 
 def check_runtime(recipe: Recipe) -> None:
