@@ -13,13 +13,15 @@ from pathlib import Path
 
 import numpy as np
 
+from affectreason.errors import AffectReasonError
+
 IMAGE_SUFFIXES = frozenset({".jpg", ".jpeg", ".png", ".bmp", ".webp"})
 AUDIO_SUFFIXES = frozenset({".wav", ".mp3", ".flac", ".ogg", ".m4a", ".opus"})
 AUDIO_RATE = 16_000
 DEFAULT_MAX_DURATION_S = 600.0  # longer clips are cut (with a warning): cues are per-utterance
 
 
-class MediaError(ValueError):
+class MediaError(AffectReasonError, ValueError):
     """A clip cannot be read at all."""
 
 

@@ -17,6 +17,7 @@ from pathlib import Path
 import numpy as np
 
 from affectreason.cues.au_mapping import blendshapes_to_aus
+from affectreason.errors import AffectReasonError
 from affectreason.media import Frames
 from affectreason.schema import AU_ID, AUEvent, FaceFrame
 
@@ -27,7 +28,7 @@ EVENT_MIN_PEAK = 1.0
 STABLE_IOU = 0.3
 
 
-class FaceModelMissing(FileNotFoundError):
+class FaceModelMissing(AffectReasonError, FileNotFoundError):
     """No usable face landmarker model."""
 
 

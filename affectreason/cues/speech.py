@@ -14,6 +14,7 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
+from affectreason.errors import AffectReasonError
 from affectreason.media import Audio
 from affectreason.schema import Transcript, Word
 
@@ -21,7 +22,7 @@ ASR_MODEL_ENV = "AFFECTREASON_ASR_MODEL"
 TIMESTAMP = re.compile(r"(?:(\d+):)?(\d{1,2}):(\d{2})[.,](\d{1,3})")
 
 
-class ASRModelMissing(FileNotFoundError):
+class ASRModelMissing(AffectReasonError, FileNotFoundError):
     """No usable speech recognition model."""
 
 

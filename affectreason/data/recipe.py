@@ -18,16 +18,13 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, field_validator, model_validator
 
-from affectreason.data.record import CotKind, DataError
-from affectreason.overrides import load_validated
+from affectreason.config import load_validated
+from affectreason.data.record import CotKind
+from affectreason.errors import RecipeError
 
 ANCHORS_ENV = "AFFECTREASON_ANCHORS"
 DEFAULT_ANCHORS = Path("..") / "shared" / "anchors"
 FieldRef = str | list[str] | None
-
-
-class RecipeError(DataError):
-    """A data recipe cannot be used; the message names the key."""
 
 
 class Section(BaseModel):

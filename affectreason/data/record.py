@@ -14,14 +14,11 @@ from typing import Literal
 
 from pydantic import Field, field_validator
 
+from affectreason.errors import DataError  # noqa: F401  (re-exported: data modules raise it)
 from affectreason.schema import Contract, normalize_labels
 
 CotKind = Literal["reference", "rules", "teacher"]
 MEDIA_KINDS = ("images", "videos", "audios")
-
-
-class DataError(ValueError):
-    """Instruction data cannot be built; the message names the recipe key, file, row or field."""
 
 
 class Media(Contract):

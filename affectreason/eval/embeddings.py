@@ -12,10 +12,12 @@ from pathlib import Path
 
 import numpy as np
 
+from affectreason.errors import AffectReasonError
+
 EMBED_MODEL_ENV = "AFFECTREASON_EMBED_MODEL"
 
 
-class EmbeddingModelMissing(RuntimeError):
+class EmbeddingModelMissing(AffectReasonError, RuntimeError):
     """No usable sentence-embedding model could be found."""
 
 

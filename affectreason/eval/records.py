@@ -23,6 +23,7 @@ from pathlib import Path
 
 from pydantic import ValidationError
 
+from affectreason.errors import AffectReasonError
 from affectreason.schema import Explanation, LabelRecord
 from affectreason.textfile import read_utf8
 
@@ -33,7 +34,7 @@ SENTIMENT_KEYS = ("sentiment", "valence")
 EXPLANATION_KEYS = frozenset({"observations", "interpretation", "conclusion"})
 
 
-class RecordError(ValueError):
+class RecordError(AffectReasonError, ValueError):
     """A gold or prediction file cannot be read; the message says where and how to fix it."""
 
 

@@ -20,6 +20,8 @@ from pathlib import Path
 
 import numpy as np
 
+from affectreason.errors import AffectReasonError
+
 WHEEL_DIR_ENV = "AFFECTREASON_WHEEL_DIR"
 WHEEL_FILES = {
     "format_mapping.json": "word form -> base words (7,356 forms, e.g. 'happiness' -> ['happy'])",
@@ -30,7 +32,7 @@ WHEELS = ("wheel1", "wheel2", "wheel3", "wheel4", "wheel5")
 LEVELS = ("level1", "level2")
 
 
-class WheelDataMissing(FileNotFoundError):
+class WheelDataMissing(AffectReasonError, FileNotFoundError):
     """The emotion-wheel folder is not configured or incomplete."""
 
 

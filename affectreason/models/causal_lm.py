@@ -9,8 +9,10 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from affectreason.errors import AffectReasonError
 
-class ModelMissing(FileNotFoundError):
+
+class ModelMissing(AffectReasonError, FileNotFoundError):
     """The model or adapter cannot be loaded; the message says how to provide it."""
 
 

@@ -16,11 +16,13 @@ from pathlib import Path
 import jinja2
 import yaml
 
+from affectreason.errors import AffectReasonError
+
 PROMPTS_DIR_ENV = "AFFECTREASON_PROMPTS_DIR"
 _ENV = jinja2.Environment(undefined=jinja2.StrictUndefined, keep_trailing_newline=False, autoescape=False)
 
 
-class PromptError(ValueError):
+class PromptError(AffectReasonError, ValueError):
     """A prompt file is missing or malformed."""
 
 

@@ -20,12 +20,14 @@ from typing import TypeVar
 
 import httpx
 
+from affectreason.errors import AffectReasonError
+
 T = TypeVar("T")
 API_KEY_ENVS = ("AFFECTREASON_API_KEY", "OPENAI_API_KEY")
 RETRYABLE_STATUS = {408, 409, 429, 500, 502, 503, 504}
 
 
-class EndpointError(RuntimeError):
+class EndpointError(AffectReasonError, RuntimeError):
     """The endpoint could not answer; the message says what was tried."""
 
 

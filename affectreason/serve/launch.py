@@ -26,6 +26,8 @@ from pathlib import Path
 
 import httpx
 
+from affectreason.errors import AffectReasonError
+
 # vllm.config.lora.MaxLoRARanks in 0.32 and 0.33: --max-lora-rank accepts only these.
 LORA_RANKS = (1, 8, 16, 32, 64, 128, 256, 320, 512)
 INSTALL_HINT = ("install vLLM with the serve extra: on a CUDA machine `pip install 'affectreason[serve]'`; "
@@ -38,11 +40,11 @@ PROBE = ("import importlib.util, importlib.metadata as m, sys\n"
          "except m.PackageNotFoundError:\n print('gpu')\n")
 
 
-class VLLMMissing(ImportError):
+class VLLMMissing(AffectReasonError, ImportError):
     """vLLM is not importable by the interpreter that should run the server."""
 
 
-class ServerFailed(RuntimeError):
+class ServerFailed(AffectReasonError, RuntimeError):
     """The server exited or never became healthy; the message ends with its log."""
 
 

@@ -5,8 +5,10 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+from affectreason.errors import AffectReasonError
 
-class ExportError(ValueError):
+
+class ExportError(AffectReasonError, ValueError):
     """The adapter cannot be merged; the message says why."""
 
 

@@ -21,10 +21,11 @@ from pathlib import Path
 import numpy as np
 
 import affectreason
+from affectreason.errors import AffectReasonError
 from affectreason.train.recipe import Recipe
 
 
-class TrainError(RuntimeError):
+class TrainError(AffectReasonError, RuntimeError):
     """Training cannot start or continue; the message says why."""
 
 

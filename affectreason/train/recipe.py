@@ -10,7 +10,8 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from affectreason.overrides import load_validated
+from affectreason.config import load_validated
+from affectreason.errors import RecipeError
 
 
 class Section(BaseModel):
@@ -127,10 +128,6 @@ class Recipe(Section):
                              f"{built}")
         self.data.prompt = built
         return self
-
-
-class RecipeError(ValueError):
-    """A recipe cannot be used; the message names the key."""
 
 
 def packaged_recipes() -> list[str]:

@@ -11,11 +11,9 @@ import json
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from affectreason.errors import DataError
+
 ROLES = {"system", "user", "assistant"}
-
-
-class DataError(ValueError):
-    """The training data cannot be used; the message names the file and line."""
 
 
 @dataclass

@@ -1,0 +1,80 @@
+"""The one JSONL reader and writer: one JSON object per line, UTF-8.
+
+Bad lines (not JSON, or JSON that is not an object) are handled by a policy the caller names:
+- ``"raise"``: an error naming ``file:line`` (user-supplied inputs: gold, predictions, training data);
+- ``"skip_last"``: a cut-off *last* line is skipped (what an interrupted run leaves behind), any other bad
+  line raises (files this package wrote itself and then appends to: batch outputs, cue caches);
+- ``"skip"``: every bad line is skipped (best-effort scans, e.g. counting what a run already did).
+Blank lines are always skipped. Appends are flushed line by line, so a killed run leaves at most one torn line.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Iterable, Iterator
+from pathlib import Path
+from typing import IO, Literal
+
+from affectreason.errors import AffectReasonError
+from affectreason.textfile import read_utf8
+
+BadLines = Literal["raise", "skip_last", "skip"]
+
+
+class JSONLError(AffectReasonError, ValueError):
+    """A JSONL file has a line that is not a JSON object; the message names the file and line."""
+
+
+def iter_jsonl(path: str | Path, bad_lines: BadLines = "raise",
+               error: type[Exception] = JSONLError) -> Iterator[tuple[int, dict]]:
+    """``(line number, object)`` for each line of ``path``; bad lines as ``bad_lines`` says (``error`` raised)."""
+    path = Path(path)
+    text = read_utf8(path, error) if path.read_bytes().strip() else ""  # an empty file holds no records
+    lines = text.splitlines()
+    last = max((i for i, line in enumerate(lines, start=1) if line.strip()), default=0)
+    for lineno, line in enumerate(lines, start=1):
+        if not line.strip():
+            continue
+        try:
+            value = json.loads(line)
+            kind = type(value).__name__
+            problem = None if isinstance(value, dict) else f"expected a JSON object per line, got {kind}"
+        except json.JSONDecodeError as exc:
+            value, problem = None, f"not valid JSON ({exc.msg} at column {exc.colno})"
+        if problem is None:
+            yield lineno, value
+        elif bad_lines == "skip" or (bad_lines == "skip_last" and lineno == last):
+            continue
+        else:
+            raise error(f"{path}:{lineno}: {problem}")
+
+
+def read_jsonl(path: str | Path, bad_lines: BadLines = "raise", error: type[Exception] = JSONLError) -> list[dict]:
+    """The objects of a JSONL file (a missing file is an empty list only with ``bad_lines="skip"``)."""
+    if bad_lines == "skip" and not Path(path).is_file():
+        return []
+    return [value for _, value in iter_jsonl(path, bad_lines, error)]
+
+
+def dumps(record: dict) -> str:
+    """One record as one JSON line (UTF-8 kept as is, no newline inside)."""
+    return json.dumps(record, ensure_ascii=False)
+
+
+def append_line(handle: IO[str], record: dict) -> None:
+    """Append one record to an open file and flush it (an interrupted run loses at most this line)."""
+    handle.write(dumps(record) + "\n")
+    handle.flush()
+
+
+def write_jsonl(path: str | Path, records: Iterable[dict]) -> Path:
+    """Write ``records`` to ``path`` atomically (a temporary file beside it, then renamed over it)."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    with tmp.open("w", encoding="utf-8") as handle:
+        for record in records:
+            handle.write(dumps(record) + "\n")
+    os.replace(tmp, path)
+    return path
