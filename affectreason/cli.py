@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import inspect
 import json
 import os
 import sys
-from enum import StrEnum
+from collections.abc import Callable
 from pathlib import Path
 from typing import Annotated
 
@@ -13,14 +14,11 @@ import typer
 from rich.console import Console
 
 import affectreason
-from affectreason.eval.alignment import align
+from affectreason.errors import AffectReasonError
 from affectreason.eval.bootstrap import bootstrap_ci, paired_comparison
-from affectreason.eval.embeddings import EmbeddingModelMissing
-from affectreason.eval.records import RecordError, read_records
+from affectreason.eval.registry import METRICS, OPTIONS, Metric, MetricSpec, ScoreOptions, score
 from affectreason.eval.report import aggregate, render_comparison, render_table, write_json, write_per_sample
 from affectreason.eval.result import MetricResult
-from affectreason.eval.wheel import WheelDataMissing
-from affectreason.reason.prompts import PromptError
 from affectreason.serve.client import EndpointError
 
 app = typer.Typer(help="Explainable multimodal emotion reasoning: cues, explanations, scoring.",
@@ -30,53 +28,23 @@ score_app = typer.Typer(help="Score open-vocabulary labels and explanations agai
 app.add_typer(score_app, name="score")
 err = Console(stderr=True, soft_wrap=True)
 
-USER_ERRORS = (RecordError, WheelDataMissing, EmbeddingModelMissing, EndpointError, PromptError, ValueError)
-CACHE_ENV = "AFFECTREASON_CACHE_DIR"
+USER_ERRORS = (AffectReasonError,)
 
 
-class Grouping(StrEnum):
-    cached = "cached"
-    wheel = "wheel"
-    embedding = "embedding"
-    llm = "llm"
-
-
-class JudgeKind(StrEnum):
-    embedding = "embedding"
-    llm = "llm"
-
-
-class Metric(StrEnum):
-    ov = "ov"
-    ew = "ew"
-    hit = "hit"
-    closed = "closed"
-    sentiment = "sentiment"
-    emer = "emer"
+def _flag(name: str):
+    """The typer option of a registry option: ``--wheel-dir`` for ``wheel_dir``, with its type and help."""
+    spec = OPTIONS[name]
+    return Annotated[spec.type, typer.Option(spec.flag, help=spec.help)]
 
 
 Gold = Annotated[Path, typer.Option("--gold", help="gold records (.csv or .jsonl)")]
 Pred = Annotated[Path, typer.Option("--pred", help="predictions (.csv, .jsonl or Explanation .jsonl)")]
-WheelDir = Annotated[Path | None, typer.Option("--wheel-dir",
-                                               help="emotion-wheel folder (or env AFFECTREASON_WHEEL_DIR)")]
-Missing = Annotated[str, typer.Option("--missing", help="gold clips without prediction: 'empty' (score 0) or 'skip'")]
 AsJson = Annotated[bool, typer.Option("--json", help="print the aggregate as JSON only")]
 PerSample = Annotated[Path | None, typer.Option("--per-sample", help="write one JSON line per clip here")]
 Out = Annotated[Path | None, typer.Option("--out", help="write the aggregate report (JSON) here")]
 Resamples = Annotated[int, typer.Option("--bootstrap", help="bootstrap resamples for 95% CIs (0: none)")]
-Groups = Annotated[Path | None, typer.Option("--groups", help="cached synonym groups JSON (MERTools format)")]
-GroupingOpt = Annotated[Grouping | None, typer.Option(
-    "--grouping", help="synonym grouping (default: cached, with --groups)")]
-Threshold = Annotated[float, typer.Option("--threshold", help="cosine threshold of embedding grouping")]
-Level = Annotated[str, typer.Option("--level", help="wheel level: level1 or level2")]
-Endpoint = Annotated[str | None, typer.Option("--endpoint",
-                                              help="OpenAI-compatible base URL, e.g. http://127.0.0.1:8000/v1")]
-Model = Annotated[str | None, typer.Option("--model", help="model name at the endpoint")]
-ApiKey = Annotated[str | None, typer.Option("--api-key", help="API key (or env AFFECTREASON_API_KEY / OPENAI_API_KEY)")]
-Cache = Annotated[Path | None, typer.Option("--cache", help="judge response cache (SQLite); default under ~/.cache")]
-JudgeOpt = Annotated[JudgeKind, typer.Option("--judge", help="EMER judge: embedding (offline) or llm")]
-Workers = Annotated[int, typer.Option("--workers", help="concurrent judge requests (llm judge)")]
-Classes = Annotated[str | None, typer.Option("--classes", help="comma-separated class names (default: gold labels)")]
+Endpoint = _flag("endpoint")
+ApiKey = _flag("api_key")
 
 
 def _fail(message: str) -> None:
@@ -84,76 +52,20 @@ def _fail(message: str) -> None:
     raise typer.Exit(2)
 
 
-def _client(endpoint: str | None, model: str | None, api_key: str | None, cache: Path | None):
-    from affectreason.serve.client import ChatClient, ResponseCache
-
-    if not endpoint or not model:
-        _fail("an LLM judge needs --endpoint URL and --model NAME (any OpenAI-compatible server, e.g. a local vLLM)")
-    cache_dir = Path(os.environ.get(CACHE_ENV, Path.home() / ".cache" / "affectreason"))
-    return ChatClient(endpoint, model, api_key=api_key, cache=ResponseCache(cache or cache_dir / "judge.sqlite"))
+def _param(name: str, annotation, default=inspect.Parameter.empty) -> inspect.Parameter:
+    return inspect.Parameter(name, inspect.Parameter.KEYWORD_ONLY, annotation=annotation, default=default)
 
 
-def _wheel(wheel_dir: Path | None):
-    from affectreason.eval.wheel import EmotionWheel
-
-    return EmotionWheel.load(wheel_dir)
+def _options(names) -> list[inspect.Parameter]:
+    return [_param(name, _flag(name), OPTIONS[name].default) for name in names]
 
 
-def _grouping(groups, grouping, threshold, wheel_dir, endpoint, model, api_key, cache):
-    from affectreason.eval import grouping as g
-
-    kind = grouping or (Grouping.cached if groups else None)
-    if kind is None:
-        _fail("choose a synonym grouping: --groups FILE.json (cached) or --grouping wheel|embedding|llm")
-    if kind is Grouping.cached:
-        if groups is None:
-            _fail("--grouping cached needs --groups FILE.json")
-        return g.CachedGroups(groups)
-    if kind is Grouping.wheel:
-        return g.WheelGrouping(_wheel(wheel_dir))
-    if kind is Grouping.embedding:
-        from affectreason.eval.embeddings import TextEncoder
-
-        return g.EmbeddingGrouping(TextEncoder(), threshold)
-    return g.LLMGrouping(_client(endpoint, model, api_key, cache))
-
-
-def _compute(metric: Metric, gold: Path, pred: Path, missing: str, **opts) -> MetricResult:
-    aligned = align(read_records(gold), read_records(pred), missing)  # type: ignore[arg-type]
-    if metric is Metric.ov:
-        from affectreason.eval.ov import score_ov
-
-        return score_ov(aligned, _grouping(opts["groups"], opts["grouping"], opts["threshold"], opts["wheel_dir"],
-                                           opts["endpoint"], opts["model"], opts["api_key"], opts["cache"]))
-    if metric is Metric.ew:
-        from affectreason.eval.ew import score_ew
-
-        return score_ew(aligned, _wheel(opts["wheel_dir"]), opts["level"])
-    if metric is Metric.hit:
-        from affectreason.eval.classification import hit_rate
-
-        return hit_rate(aligned, _wheel(opts["wheel_dir"]))
-    if metric is Metric.closed:
-        from affectreason.eval.classification import closed_set
-
-        classes = [c.strip().lower() for c in opts["classes"].split(",")] if opts.get("classes") else None
-        return closed_set(aligned, _wheel(opts["wheel_dir"]), classes)
-    if metric is Metric.sentiment:
-        from affectreason.eval.classification import sentiment
-
-        return sentiment(aligned, _wheel(opts["wheel_dir"]))
-    from affectreason.eval.judges.base import score_emer
-
-    if opts["judge"] is JudgeKind.llm:
-        from affectreason.eval.judges.llm import LLMJudge
-
-        judge = LLMJudge(_client(opts["endpoint"], opts["model"], opts["api_key"], opts["cache"]),
-                         workers=opts["workers"])
-    else:
-        from affectreason.eval.judges.embedding import EmbeddingJudge
-
-        judge = EmbeddingJudge()
-    return score_emer(aligned, judge)
+def _signed(func: Callable, params: list[inspect.Parameter], doc: str) -> Callable:
+    """``func(**kwargs)`` with the typer signature ``params`` (typer reads options from the signature)."""
+    func.__signature__ = inspect.Signature(params)  # type: ignore[attr-defined]
+    func.__annotations__ = {p.name: p.annotation for p in params} | {"return": None}
+    func.__doc__ = doc
+    return func
 
 
 def _emit(result: MetricResult, as_json: bool, per_sample: Path | None, out: Path | None, resamples: int) -> None:
@@ -171,89 +83,33 @@ def _emit(result: MetricResult, as_json: bool, per_sample: Path | None, out: Pat
         render_table(result, ci)
 
 
-def _run(metric: Metric, gold, pred, missing, as_json, per_sample, out, resamples, **opts) -> None:
+def _score_command(spec: MetricSpec) -> Callable:
+    """``affectreason score NAME``: --gold, --pred, the metric's options (registry order), then output options."""
+
+    def command(gold: Path, pred: Path, as_json: bool, per_sample: Path | None, out: Path | None, resamples: int,
+                **options) -> None:
+        try:
+            _emit(score(spec.name, gold, pred, **options), as_json, per_sample, out, resamples)
+        except USER_ERRORS as exc:
+            _fail(str(exc))
+
+    command.__name__ = command.__qualname__ = f"score_{spec.name}_cmd"
+    return _signed(command, [_param("gold", Gold), _param("pred", Pred), *_options(spec.options),
+                             _param("as_json", AsJson, False), _param("per_sample", PerSample, None),
+                             _param("out", Out, None), _param("resamples", Resamples, 1000)], spec.help)
+
+
+for _spec in METRICS.values():
+    score_app.command(_spec.name)(_score_command(_spec))
+
+
+def score_compare_cmd(gold: Path, pred_a: Path, pred_b: Path, metric: Metric, as_json: bool, out: Path | None,
+                      resamples: int, **options) -> None:
     try:
-        result = _compute(metric, gold, pred, missing, **opts)
-        _emit(result, as_json, per_sample, out, resamples)
-    except USER_ERRORS as exc:
-        _fail(str(exc))
-
-
-
-
-@score_app.command("ov")
-def score_ov_cmd(gold: Gold, pred: Pred, groups: Groups = None, grouping: GroupingOpt = None,
-                 threshold: Threshold = 0.5, wheel_dir: WheelDir = None, endpoint: Endpoint = None,
-                 model: Model = None, api_key: ApiKey = None, cache: Cache = None, missing: Missing = "empty",
-                 as_json: AsJson = False, per_sample: PerSample = None, out: Out = None,
-                 resamples: Resamples = 1000) -> None:
-    """MER2024-OV set-level accuracy, recall and their average."""
-    _run(Metric.ov, gold, pred, missing, as_json, per_sample, out, resamples, groups=groups, grouping=grouping,
-         threshold=threshold, wheel_dir=wheel_dir, endpoint=endpoint, model=model, api_key=api_key, cache=cache)
-
-
-@score_app.command("ew")
-def score_ew_cmd(gold: Gold, pred: Pred, level: Level = "level1", wheel_dir: WheelDir = None,
-                 missing: Missing = "empty", as_json: AsJson = False, per_sample: PerSample = None,
-                 out: Out = None, resamples: Resamples = 1000) -> None:
-    """Emotion-wheel F-score, precision and recall (mean over 5 wheels) and per wheel."""
-    _run(Metric.ew, gold, pred, missing, as_json, per_sample, out, resamples, level=level, wheel_dir=wheel_dir)
-
-
-@score_app.command("hit")
-def score_hit_cmd(gold: Gold, pred: Pred, wheel_dir: WheelDir = None, missing: Missing = "empty",
-                  as_json: AsJson = False, per_sample: PerSample = None, out: Out = None,
-                  resamples: Resamples = 1000) -> None:
-    """Hit rate: the basic gold emotion is among the predicted labels (after wheel mapping)."""
-    _run(Metric.hit, gold, pred, missing, as_json, per_sample, out, resamples, wheel_dir=wheel_dir)
-
-
-@score_app.command("closed")
-def score_closed_cmd(gold: Gold, pred: Pred, classes: Classes = None, wheel_dir: WheelDir = None,
-                     missing: Missing = "empty", as_json: AsJson = False, per_sample: PerSample = None,
-                     out: Out = None, resamples: Resamples = 1000) -> None:
-    """Closed-set accuracy (WAR), UAR, weighted and macro F1."""
-    _run(Metric.closed, gold, pred, missing, as_json, per_sample, out, resamples, classes=classes,
-         wheel_dir=wheel_dir)
-
-
-@score_app.command("sentiment")
-def score_sentiment_cmd(gold: Gold, pred: Pred, wheel_dir: WheelDir = None, missing: Missing = "empty",
-                        as_json: AsJson = False, per_sample: PerSample = None, out: Out = None,
-                        resamples: Resamples = 1000) -> None:
-    """Sentiment (positive vs non-positive) accuracy and WAF."""
-    _run(Metric.sentiment, gold, pred, missing, as_json, per_sample, out, resamples, wheel_dir=wheel_dir)
-
-
-@score_app.command("emer")
-def score_emer_cmd(gold: Gold, pred: Pred, judge: JudgeOpt = JudgeKind.embedding, endpoint: Endpoint = None,
-                   model: Model = None, api_key: ApiKey = None, cache: Cache = None, workers: Workers = 8,
-                   missing: Missing = "empty", as_json: AsJson = False, per_sample: PerSample = None,
-                   out: Out = None, resamples: Resamples = 1000) -> None:
-    """EMER clue overlap and label overlap (0-10) with an offline embedding judge or an LLM judge."""
-    _run(Metric.emer, gold, pred, missing, as_json, per_sample, out, resamples, judge=judge, endpoint=endpoint,
-         model=model, api_key=api_key, cache=cache, workers=workers)
-
-
-@score_app.command("compare")
-def score_compare_cmd(
-    gold: Gold,
-    pred_a: Annotated[Path, typer.Option("--pred-a", help="predictions of system A")],
-    pred_b: Annotated[Path, typer.Option("--pred-b", help="predictions of system B")],
-    metric: Annotated[Metric, typer.Option("--metric", help="which metric to compare")] = Metric.ew,
-    groups: Groups = None, grouping: GroupingOpt = None, threshold: Threshold = 0.5, level: Level = "level1",
-    classes: Classes = None, wheel_dir: WheelDir = None, judge: JudgeOpt = JudgeKind.embedding,
-    endpoint: Endpoint = None, model: Model = None, api_key: ApiKey = None, cache: Cache = None,
-    workers: Workers = 8, missing: Missing = "empty", as_json: AsJson = False, out: Out = None,
-    resamples: Resamples = 1000,
-) -> None:
-    """Paired bootstrap comparison of two prediction files on one metric (B - A)."""
-    opts = dict(groups=groups, grouping=grouping, threshold=threshold, level=level, classes=classes,
-                wheel_dir=wheel_dir, judge=judge, endpoint=endpoint, model=model, api_key=api_key, cache=cache,
-                workers=workers)
-    try:
-        a = _compute(metric, gold, pred_a, missing, **opts)
-        b = _compute(metric, gold, pred_b, missing, **opts)
+        opts = ScoreOptions(**options)
+        spec = METRICS[metric]  # one set of flags serves every metric: options it does not take are ignored
+        a = spec.score(gold, pred_a, opts)
+        b = spec.score(gold, pred_b, opts)
         comparison = paired_comparison(a, b, max(resamples, 1))
     except USER_ERRORS as exc:
         _fail(str(exc))
@@ -265,6 +121,16 @@ def score_compare_cmd(
         sys.stdout.write(json.dumps(report) + "\n")
     else:
         render_comparison(metric.value, comparison)
+
+
+score_app.command("compare")(_signed(score_compare_cmd, [
+    _param("gold", Gold),
+    _param("pred_a", Annotated[Path, typer.Option("--pred-a", help="predictions of system A")]),
+    _param("pred_b", Annotated[Path, typer.Option("--pred-b", help="predictions of system B")]),
+    _param("metric", Annotated[Metric, typer.Option("--metric", help="which metric to compare")], Metric.ew),
+    *_options(OPTIONS), _param("as_json", AsJson, False), _param("out", Out, None),
+    _param("resamples", Resamples, 1000),
+], "Paired bootstrap comparison of two prediction files on one metric (B - A)."))
 
 
 FpsOpt = Annotated[float, typer.Option("--fps", help="frames per second sampled for faces")]

@@ -13,11 +13,15 @@ from pathlib import Path
 
 import numpy as np
 
-from affectreason.errors import AffectReasonError
+from affectreason.errors import AffectReasonError, UsageError
+from affectreason.schema import Clip, Cues
 
 IMAGE_SUFFIXES = frozenset({".jpg", ".jpeg", ".png", ".bmp", ".webp"})
 AUDIO_SUFFIXES = frozenset({".wav", ".mp3", ".flac", ".ogg", ".m4a", ".opus"})
 AUDIO_RATE = 16_000
+VIDEO_SUFFIXES = frozenset({".mp4", ".avi", ".mkv", ".mov", ".webm", ".m4v", ".mpg", ".mpeg"})
+CLIP_SUFFIXES = VIDEO_SUFFIXES | IMAGE_SUFFIXES | AUDIO_SUFFIXES
+SUBTITLE_SUFFIXES = (".srt", ".vtt", ".txt")
 DEFAULT_MAX_DURATION_S = 600.0  # longer clips are cut (with a warning): cues are per-utterance
 
 
@@ -123,7 +127,7 @@ def read_frames(path: str | Path, fps: float = 5.0, max_duration_s: float = DEFA
     path = Path(path)
     _check_file(path)
     if fps <= 0:
-        raise ValueError(f"fps must be positive, got {fps}")
+        raise UsageError(f"fps must be positive, got {fps}")
     if path.suffix.lower() in IMAGE_SUFFIXES:
         return Frames([0.0], [_read_image(path)], fps)
     frames = Frames([], [], fps)
@@ -192,3 +196,69 @@ def read_audio(path: str | Path, rate: int = AUDIO_RATE, max_duration_s: float =
     if not len(samples):
         return None, warnings + [f"no audio between {start or 0:.1f} s and the end of the clip"]
     return Audio(samples, rate), warnings
+
+
+def media_frames(media: dict[str, list[str]], fps: float, max_frames: int, start: float | None = None,
+                 end: float | None = None) -> tuple[list[np.ndarray], float]:
+    """A record's frames (its first video sampled at ``fps``, evenly thinned to ``max_frames``; else its images)
+    and the frame rate they now have."""
+    if media["videos"]:
+        frames = read_frames(media["videos"][0], fps, start=start, end=end).images
+        if len(frames) > max_frames:
+            rate = fps * max_frames / len(frames)
+            keep = np.linspace(0, len(frames) - 1, num=max_frames).round().astype(int)
+            return [frames[i] for i in keep], rate
+        return frames, fps
+    return [read_frames(image, 1.0).images[0] for image in media["images"][:max_frames]], fps
+
+
+def media_audio(media: dict[str, list[str]], start: float | None = None, end: float | None = None) -> Audio | None:
+    """A record's audio track (its first audio file, else its video's sound), or None."""
+    source = (media["audios"] or media["videos"] or [None])[0]
+    if source is None:
+        return None
+    track, _ = read_audio(source, start=start, end=end)
+    return track if track is not None and len(track.samples) else None
+
+
+def clip_media(path: str) -> dict[str, list[str]]:
+    """One clip file as a record's media lists (an image is an image, anything else a video or audio source)."""
+    if path.lower().endswith(tuple(IMAGE_SUFFIXES)):
+        return {"videos": [], "images": [path], "audios": []}
+    return {"videos": [path], "images": [], "audios": []}
+
+
+def key_frames(clip: Clip, cues: Cues, count: int) -> list[np.ndarray]:
+    """Up to ``count`` frames of the clip: the apex frame first, then evenly spaced ones."""
+    if not cues.frames and not clip.path.lower().endswith(tuple(IMAGE_SUFFIXES)):
+        return []
+    frames = read_frames(clip.path, cues.fps or 5.0, start=clip.start, end=clip.end)
+    if not frames.times:
+        return []
+    order = list(np.linspace(0, len(frames.times) - 1, num=min(count, len(frames.times))).round().astype(int))
+    if cues.apex_t is not None:
+        apex = int(np.argmin(np.abs(np.array(frames.times) - cues.apex_t)))
+        order = [apex] + [i for i in order if i != apex][: count - 1]
+    return [frames.images[i] for i in sorted(set(order))]
+
+
+def clips_in(path: str | Path) -> list[Clip]:
+    """The clips of a file or a folder (sorted).
+
+    Beside a clip, a same-stem .srt/.vtt/.txt is its subtitles and a same-stem .csv (OpenFace's output
+    name) its AUs.
+    """
+    path = Path(path)
+    if path.is_dir():
+        files = sorted(p for p in path.iterdir() if p.is_file() and p.suffix.lower() in CLIP_SUFFIXES)
+        if not files:
+            raise MediaError(f"{path}: no clips (looked for {', '.join(sorted(CLIP_SUFFIXES))})")
+    else:
+        files = [path]
+    clips = []
+    for file in files:
+        subtitles = next((file.with_suffix(s) for s in SUBTITLE_SUFFIXES if file.with_suffix(s).is_file()), None)
+        openface = file.with_suffix(".csv")
+        clips.append(Clip(path=str(file), id=file.stem, subtitles=str(subtitles) if subtitles else None,
+                          openface_csv=str(openface) if openface.is_file() else None))
+    return clips

@@ -15,6 +15,8 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
+from affectreason.labels import normalize_labels  # the validators below; importable from here as before
+
 AU_ID = re.compile(r"^AU(0[1-9]|[1-3]\d|4[0-5])$")
 
 Modality = Literal["face", "voice", "text", "scene", "multimodal"]
@@ -25,16 +27,6 @@ class Contract(BaseModel):
     """Base: unknown fields are errors, so a typo in a file is caught where it is read."""
 
     model_config = ConfigDict(extra="forbid")
-
-
-def normalize_labels(labels: list[str]) -> list[str]:
-    """Lower-case and strip labels, drop empty ones and repeats, keep first-seen order."""
-    seen: dict[str, None] = {}
-    for label in labels:
-        key = " ".join(str(label).lower().split())
-        if key:
-            seen.setdefault(key, None)
-    return list(seen)
 
 
 class Clip(Contract):
@@ -182,6 +174,7 @@ class Explanation(Contract):
     raw_text: str | None = None
     backend: str | None = None
     model: str | None = None
+    prompt: str | None = Field(default=None, description="the prompt the model was asked with, name@version")
     parse_status: ParseStatus = "ok"
     parse_errors: list[str] = Field(default_factory=list)
     grounding: Grounding | None = None

@@ -12,16 +12,23 @@ import pytest
 from PIL import Image
 from typer.testing import CliRunner
 
+from affectreason.batch import Item
+from affectreason.batch import extract as _extract
 from affectreason.cli import app
-from affectreason.cues.pipeline import CueConfig, CueExtractor, clips_in, extract_batch
+from affectreason.cues.pipeline import CueConfig, CueExtractor
 from affectreason.cues.textualize import textualize
-from affectreason.media import MediaError
+from affectreason.media import MediaError, clips_in
 from affectreason.schema import Clip, Cues, Prosody
 from tests.media_factory import SENTENCE, word_error_rate
 
 pytestmark = pytest.mark.integration
 
 runner = CliRunner()
+
+
+def extract_batch(clips, out, workers):
+    """The cue batch as counts (the batch runner without a reasoner)."""
+    return _extract([Item(clip) for clip in clips], out, workers=workers).counts()
 
 
 @pytest.fixture(scope="module")

@@ -9,10 +9,11 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
+from affectreason.backends.load import BackendSpec, load_reasoner
 from affectreason.cli import app
 from affectreason.models.causal_lm import ChatLM, ModelMissing
-from affectreason.reason.explain import BackendSpec, explain_cues, load_reasoner
-from affectreason.reason.llm import build_messages, explanation_schema
+from affectreason.reason.explain import explain_cues
+from affectreason.reason.messages import build_messages, explanation_schema
 from affectreason.schema import AUEvent, Cues, FaceFrame, Transcript
 from tests.judge_server import JudgeServer
 
@@ -89,8 +90,8 @@ def test_openai_backend_sends_the_schema_and_is_grounded():
 
 def test_native_vl_mode_sees_the_example_clip_frames(tiny_qwen2_5_vl):
     from affectreason.cues.pipeline import CueExtractor
+    from affectreason.media import key_frames
     from affectreason.models.native import native_kind
-    from affectreason.reason.llm import key_frames
     from affectreason.schema import Clip
 
     assert native_kind(str(tiny_qwen2_5_vl)) == "vl" and native_kind(str(EXAMPLE.parent)) is None
@@ -107,7 +108,7 @@ def test_native_vl_mode_sees_the_example_clip_frames(tiny_qwen2_5_vl):
     # the frames really reach the model: one <|image_pad|> per merged patch, and they change the logits
     import torch
 
-    from affectreason.reason.llm import build_messages
+    from affectreason.reason.messages import build_messages
 
     lm = reasoner.lm
     with_frames, text_only = lm.inputs(build_messages(cues), frames), lm.inputs(build_messages(cues), [])
@@ -140,9 +141,9 @@ def test_omni_thinker_hears_the_audio_and_sees_frames(tiny_omni_thinker):
     import torch
 
     from affectreason.cues.pipeline import CueExtractor
-    from affectreason.media import read_audio
+    from affectreason.media import key_frames, read_audio
     from affectreason.models.native import native_kind
-    from affectreason.reason.llm import build_messages, key_frames
+    from affectreason.reason.messages import build_messages
     from affectreason.schema import Clip
 
     assert native_kind(str(tiny_omni_thinker)) == "omni"
@@ -174,7 +175,8 @@ def test_batched_generation_matches_one_at_a_time(tiny_qwen2):
 def test_adapter_records_the_prompt_it_was_trained_with(tiny_qwen2, adapter, tmp_path):
     import shutil
 
-    from affectreason.reason.llm import ADAPTER_INFO, HFReasoner
+    from affectreason.backends.local import HFReasoner
+    from affectreason.models.adapter import ADAPTER_INFO
 
     assert HFReasoner(str(tiny_qwen2), str(adapter)).prompt == "reason/explain"
     tuned = tmp_path / "tuned"

@@ -8,13 +8,13 @@ import pytest
 from typer.testing import CliRunner
 
 from affectreason.cli import app
+from affectreason.endpoint import ChatClient, EndpointError, ResponseCache
 from affectreason.eval.alignment import align
 from affectreason.eval.grouping import LLMGrouping
 from affectreason.eval.judges.base import score_emer
 from affectreason.eval.judges.llm import LLMJudge, UnparseableAnswer, parse_label_list_answer, parse_score
 from affectreason.eval.ov import score_ov
 from affectreason.schema import LabelRecord
-from affectreason.serve.client import ChatClient, EndpointError, ResponseCache
 from tests.judge_server import JudgeServer
 
 REF = "In the video, he smiles broadly and laughs. His voice is cheerful. He is happy."

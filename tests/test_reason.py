@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from affectreason.reason.explain import BackendSpec, RulesReasoner, explain_cues, load_reasoner
+from affectreason.backends.load import BackendSpec, load_reasoner
+from affectreason.reason.explain import RulesReasoner, explain_cues
 from affectreason.reason.grounding import ground
 from affectreason.reason.lexicon import cue_words, extract_labels, nuance
 from affectreason.reason.parse import guess_modality, parse_explanation

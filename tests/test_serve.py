@@ -13,7 +13,8 @@ from pathlib import Path
 
 import pytest
 
-from affectreason.reason.llm import explanation_schema
+from affectreason.backends.server import media_parts
+from affectreason.reason.messages import bounded_schema, explanation_schema
 from affectreason.schema import Clip
 from affectreason.serve.auth import authorized
 from affectreason.serve.launch import (
@@ -24,7 +25,6 @@ from affectreason.serve.launch import (
     server_command,
     server_env,
 )
-from affectreason.serve.query import bounded_schema, media_parts
 
 EXAMPLE = Path(__file__).resolve().parents[1] / "examples" / "happy_astronaut.mp4"
 
@@ -149,8 +149,8 @@ def test_serve_without_vllm_names_the_extra(tmp_path):
 
 
 def test_query_renders_the_prompt_an_adapter_was_trained_with():
+    from affectreason.backends.server import QueryConfig, ServerReasoner
     from affectreason.schema import Cues, Transcript
-    from affectreason.serve.query import QueryConfig, ServerReasoner
 
     cues = Cues(clip_id="x", transcript=Transcript(text="so glad", source="given"))
     default = ServerReasoner(None, QueryConfig()).messages(cues)
@@ -160,8 +160,8 @@ def test_query_renders_the_prompt_an_adapter_was_trained_with():
 
 
 def test_a_cut_off_last_line_of_the_cue_cache_is_redone_not_fatal(tmp_path):
+    from affectreason.batch import read_items as read_cues_jsonl
     from affectreason.schema import Clip, Cues
-    from affectreason.serve.batch import read_cues_jsonl
 
     good = json.dumps({"clip": Clip(path="a.mp4", id="a").model_dump(mode="json"),
                        "cues": Cues(clip_id="a").model_dump(mode="json")})

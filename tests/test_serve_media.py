@@ -14,8 +14,8 @@ from pathlib import Path
 import httpx
 import pytest
 
+from affectreason.backends.server import QueryConfig, connect
 from affectreason.serve.launch import ServerConfig, VLLMServer
-from affectreason.serve.query import QueryConfig, connect
 
 if importlib.util.find_spec("vllm") is None and os.environ.get("CI") != "true":
     pytest.skip("vLLM is not installed (CPU: pip install 'affectreason[serve-cpu]'; CI installs it and runs these)",

@@ -15,11 +15,12 @@ from pathlib import Path
 import httpx
 import pytest
 
+from affectreason.backends.server import QueryConfig, connect
+from affectreason.batch import Item
+from affectreason.batch import run as query_batch
+from affectreason.endpoint import ChatClient, EndpointError
 from affectreason.schema import AUEvent, Clip, Cues, FaceFrame, Transcript
-from affectreason.serve.batch import Item
-from affectreason.serve.client import ChatClient, EndpointError
 from affectreason.serve.launch import ServerConfig, VLLMServer
-from affectreason.serve.query import QueryConfig, connect, query_batch
 
 if importlib.util.find_spec("vllm") is None and os.environ.get("CI") != "true":
     pytest.skip("vLLM is not installed (CPU: pip install 'affectreason[serve-cpu]'; CI installs it and runs these)",
@@ -82,7 +83,7 @@ def test_100_schema_constrained_answers_all_parse(server, tmp_path):
     reasoner = connect(server.url, None, KEY, TINY)
     assert reasoner.client.model == "qwen2_128"  # the base model is listed first
     start = time.perf_counter()
-    result = query_batch(items(100), tmp_path / "out.jsonl", reasoner)
+    result = query_batch(items(100), tmp_path / "out.jsonl", reasoner=reasoner)
     seconds = time.perf_counter() - start
     assert result.ok == 100 and not result.failed, result.failed
     records = [json.loads(line) for line in (tmp_path / "out.jsonl").read_text().splitlines()]

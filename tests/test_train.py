@@ -124,7 +124,7 @@ def test_tiny_qwen2_lora_learns_the_task(task, learner, tmp_path, anchors):
 
 
 def test_resume_reproduces_the_uninterrupted_run(task, learner, tmp_path):
-    from affectreason.train.sft import train
+    from affectreason.train.run import train
 
     train_file, _ = task
     (tmp_path / "a").mkdir()

@@ -15,7 +15,7 @@ import pytest
 import yaml
 
 from affectreason.train.recipe import RecipeError, load_recipe
-from affectreason.train.sft import train
+from affectreason.train.run import train
 
 pytestmark = pytest.mark.integration
 EXAMPLE = Path(__file__).resolve().parents[1] / "examples" / "happy_astronaut.mp4"
@@ -88,8 +88,7 @@ def _eval_set(spec, records: Path) -> list[tuple[dict, dict]]:
     """(record, features) of each held-out record, encoded once."""
     import torch
 
-    from affectreason.models.encoders import FrozenEncoder
-    from affectreason.train.features import clip_features
+    from affectreason.models.encoders import FrozenEncoder, clip_features
     from affectreason.train.native import read_media
 
     encoders = {m: FrozenEncoder(path, window=spec.window) for m, path in spec.encoders.items()}
@@ -135,7 +134,8 @@ def test_projector_learns_the_media_mapping(task, encoders, tiny_qwen2, tmp_path
     assert len(manifest["done"]) == 96 and manifest["signature"]["encoders"]["vision"] == str(vision)
 
     # explain with the adapter: the hf backend sees feature_config.json and encodes the clip itself
-    from affectreason.reason.explain import BackendSpec, explain_cues, load_reasoner
+    from affectreason.backends.load import BackendSpec, load_reasoner
+    from affectreason.reason.explain import explain_cues
     from affectreason.schema import Clip, Cues
 
     reasoner = load_reasoner(BackendSpec("hf", model=str(tiny_qwen2), adapter=str(result.adapter_dir),

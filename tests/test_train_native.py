@@ -10,7 +10,7 @@ import pytest
 import yaml
 
 from affectreason.train.recipe import load_recipe
-from affectreason.train.sft import train
+from affectreason.train.run import train
 
 pytestmark = pytest.mark.integration
 EXAMPLE = Path(__file__).resolve().parents[1] / "examples" / "happy_astronaut.mp4"

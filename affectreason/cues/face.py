@@ -18,7 +18,7 @@ import numpy as np
 
 from affectreason.cues.au_mapping import blendshapes_to_aus
 from affectreason.errors import AffectReasonError
-from affectreason.media import Frames
+from affectreason.media import Frames, MediaError
 from affectreason.schema import AU_ID, AUEvent, FaceFrame
 
 FACE_MODEL_ENV = "AFFECTREASON_FACE_MODEL"
@@ -183,7 +183,7 @@ def read_openface_csv(path: str | Path) -> list[FaceFrame]:
         header = [h.strip() for h in reader.fieldnames or []]
         au_columns = [h for h in header if h.endswith("_r") and AU_ID.match(h[:-2])]
         if "timestamp" not in header or not au_columns:
-            raise ValueError(f"{path}: not an OpenFace CSV (needs 'timestamp' and AUxx_r columns; found {header[:8]})")
+            raise MediaError(f"{path}: not an OpenFace CSV (needs 'timestamp' and AUxx_r columns; found {header[:8]})")
         frames = []
         for row in reader:
             row = {k.strip(): v for k, v in row.items() if k}
@@ -192,5 +192,5 @@ def read_openface_csv(path: str | Path) -> list[FaceFrame]:
                 aus = {c[:-2]: float(np.clip(float(row[c]), 0, 5)) for c in au_columns} if present else {}
                 frames.append(FaceFrame(t=float(row["timestamp"]), faces=int(present), aus=aus))
             except (TypeError, ValueError) as exc:
-                raise ValueError(f"{path}:{reader.line_num}: unreadable value ({exc})") from None
+                raise MediaError(f"{path}:{reader.line_num}: unreadable value ({exc})") from None
     return frames

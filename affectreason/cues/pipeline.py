@@ -1,39 +1,20 @@
 """From a clip to ``Cues``: decode, face AUs, prosody, transcript, with warnings for what is missing.
 
-``CueExtractor`` holds the loaded models (the ASR model loads once); ``extract_batch`` runs many clips
-in worker processes, appends one JSONL line per clip as it finishes (``{"clip": ..., "cues": ...}`` or
-``{"clip": ..., "error": ...}``; with a reasoning backend also ``"explanation"``), and on a re-run skips
-the clips already done and retries the failed ones, so an interrupted batch resumes where it stopped
-and a bad clip never costs the others their results.
+``CueExtractor`` holds the loaded models (the ASR model loads once) and extracts one clip at a time; many clips
+run through ``affectreason.batch``, which caches cues and resumes.
 """
 
 from __future__ import annotations
 
-import json
-import multiprocessing
-from collections.abc import Callable, Iterable, Iterator
-from concurrent.futures import ProcessPoolExecutor, as_completed
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 
 from affectreason.cues.face import FaceExtractor, apex_time, au_events, read_openface_csv
 from affectreason.cues.speech import SpeechRecognizer, read_subtitles
 from affectreason.cues.voice import PITCH_CEILING, PITCH_FLOOR, SilentAudio, egemaps, prosody
-from affectreason.media import (
-    AUDIO_SUFFIXES,
-    DEFAULT_MAX_DURATION_S,
-    IMAGE_SUFFIXES,
-    MediaError,
-    probe,
-    read_audio,
-    read_frames,
-)
+from affectreason.media import DEFAULT_MAX_DURATION_S, probe, read_audio, read_frames
 from affectreason.schema import Clip, Cues, Provenance, Transcript
-
-VIDEO_SUFFIXES = frozenset({".mp4", ".avi", ".mkv", ".mov", ".webm", ".m4v", ".mpg", ".mpeg"})
-CLIP_SUFFIXES = VIDEO_SUFFIXES | IMAGE_SUFFIXES | AUDIO_SUFFIXES
-SUBTITLE_SUFFIXES = (".srt", ".vtt", ".txt")
 
 
 def _version(package: str) -> str:
@@ -155,100 +136,3 @@ class CueExtractor:
         if not transcript.words:
             cues.warnings.append("no speech recognised")
         return transcript
-
-
-def clips_in(path: str | Path) -> list[Clip]:
-    """The clips of a file or a folder (sorted).
-
-    Beside a clip, a same-stem .srt/.vtt/.txt is its subtitles and a same-stem .csv (OpenFace's output
-    name) its AUs.
-    """
-    path = Path(path)
-    if path.is_dir():
-        files = sorted(p for p in path.iterdir() if p.is_file() and p.suffix.lower() in CLIP_SUFFIXES)
-        if not files:
-            raise MediaError(f"{path}: no clips (looked for {', '.join(sorted(CLIP_SUFFIXES))})")
-    else:
-        files = [path]
-    clips = []
-    for file in files:
-        subtitles = next((file.with_suffix(s) for s in SUBTITLE_SUFFIXES if file.with_suffix(s).is_file()), None)
-        openface = file.with_suffix(".csv")
-        clips.append(Clip(path=str(file), id=file.stem, subtitles=str(subtitles) if subtitles else None,
-                          openface_csv=str(openface) if openface.is_file() else None))
-    return clips
-
-
-def batch_records(out: Path) -> Iterator[dict]:
-    """The records of a batch output file, skipping a last line cut off by an interrupted run."""
-    if not out.is_file():
-        return
-    for line in out.read_text(encoding="utf-8").splitlines():
-        try:
-            yield json.loads(line)
-        except json.JSONDecodeError:
-            continue
-
-
-def done_ids(out: Path) -> set[str]:
-    """Clip ids with a successful record in an existing output file (errors are retried)."""
-    done = set()
-    for record in batch_records(out):
-        if "error" not in record and "clip" in record:
-            done.add(record["clip"]["id"])
-    return done
-
-
-_worker: CueExtractor | None = None
-_reasoner = None
-
-
-def _init_worker(config: dict, backend: dict | None) -> None:
-    global _worker, _reasoner
-    _worker = CueExtractor(CueConfig(**config))
-    if backend is not None:
-        from affectreason.reason.explain import BackendSpec, load_reasoner
-
-        _reasoner = load_reasoner(BackendSpec(**backend))
-
-
-def _extract_record(clip: dict) -> dict:
-    try:
-        cues = _worker.extract(Clip(**clip))
-        record = {"clip": clip, "cues": cues.model_dump(mode="json")}
-        if _reasoner is not None:
-            from affectreason.reason.explain import explain_cues
-
-            record["explanation"] = explain_cues(cues, _reasoner, Clip(**clip)).model_dump(mode="json")
-        return record
-    except Exception as exc:  # a bad clip is recorded and the batch goes on
-        return {"clip": clip, "error": f"{type(exc).__name__}: {exc}"}
-
-
-def extract_batch(clips: Iterable[Clip], out: str | Path, config: CueConfig | None = None, workers: int = 2,
-                  on_done: Callable[[dict], None] | None = None, backend=None) -> dict[str, int]:
-    """Extract cues (and explain them with ``backend``, a BackendSpec) for many clips into JSONL, resumable."""
-    out = Path(out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    finished = done_ids(out)
-    clips = list(clips)
-    todo = [c for c in clips if c.id not in finished]
-    counts = {"skipped": len(clips) - len(todo), "ok": 0, "failed": 0}
-    # spawn, not fork: MediaPipe and CTranslate2 start threads that a forked child inherits broken.
-    context = multiprocessing.get_context("spawn")
-    with out.open("a", encoding="utf-8") as handle, ProcessPoolExecutor(
-            max_workers=max(1, workers), mp_context=context, initializer=_init_worker,
-            initargs=(asdict(config or CueConfig()), asdict(backend) if backend else None)) as pool:
-        futures = {pool.submit(_extract_record, clip.model_dump()): clip for clip in todo}
-        for future in as_completed(futures):
-            try:
-                record = future.result()
-            except Exception as exc:  # a worker died (e.g. killed for memory): record it, keep going
-                record = {"clip": futures[future].model_dump(), "error": f"worker failed: {type(exc).__name__}: {exc}"}
-            handle.write(json.dumps(record, ensure_ascii=False) + "\n")
-            handle.flush()
-            counts["failed" if "error" in record else "ok"] += 1
-            if on_done:
-                on_done(record)
-    return counts
-

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from affectreason.errors import AffectReasonError
-from affectreason.media import Audio
+from affectreason.media import Audio, MediaError
 from affectreason.schema import Transcript, Word
 
 ASR_MODEL_ENV = "AFFECTREASON_ASR_MODEL"
@@ -73,7 +73,7 @@ class SpeechRecognizer:
 def _seconds(stamp: str) -> float:
     match = TIMESTAMP.fullmatch(stamp.strip())
     if not match:
-        raise ValueError(f"bad timestamp {stamp!r}")
+        raise MediaError(f"bad timestamp {stamp!r}")
     hours, minutes, seconds, fraction = match.groups()
     return int(hours or 0) * 3600 + int(minutes) * 60 + int(seconds) + int(fraction.ljust(3, "0")) / 1000
 
@@ -84,7 +84,7 @@ def read_subtitles(path: str | Path) -> Transcript:
     try:
         text = path.read_text(encoding="utf-8-sig")
     except UnicodeDecodeError:
-        raise ValueError(f"{path}: subtitles are not UTF-8; re-save the file as UTF-8") from None
+        raise MediaError(f"{path}: subtitles are not UTF-8; re-save the file as UTF-8") from None
     if path.suffix.lower() == ".txt":
         return Transcript(text=" ".join(text.split()), source="subtitles")
     words: list[Word] = []
@@ -100,5 +100,5 @@ def read_subtitles(path: str | Path) -> Transcript:
         words += [Word(text=tok, start=round(start + i * step, 3), end=round(start + (i + 1) * step, 3))
                   for i, tok in enumerate(tokens)]
     if not words:
-        raise ValueError(f"{path}: no subtitle cues found (expected 'start --> end' lines)")
+        raise MediaError(f"{path}: no subtitle cues found (expected 'start --> end' lines)")
     return Transcript(text=" ".join(w.text for w in words), source="subtitles", words=words)

@@ -16,6 +16,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from affectreason.errors import AffectReasonError
 from affectreason.media import Audio
 from affectreason.schema import Prosody
 
@@ -168,7 +169,7 @@ def egemaps(audio: Audio) -> dict[str, float]:
     try:
         import opensmile
     except ImportError:
-        raise RuntimeError("eGeMAPS needs openSMILE: `pip install opensmile`") from None
+        raise AffectReasonError("eGeMAPS needs openSMILE: `pip install opensmile`") from None
     smile = opensmile.Smile(feature_set=opensmile.FeatureSet.eGeMAPSv02,
                             feature_level=opensmile.FeatureLevel.Functionals)
     row = smile.process_signal(audio.samples, audio.rate).iloc[0]

@@ -22,6 +22,7 @@ from pathlib import Path
 from pydantic import ValidationError
 
 import affectreason
+from affectreason import jsonl
 from affectreason.data import cot
 from affectreason.data.clips import extract_cues, media_kind
 from affectreason.data.cue_text import described_cues, measured_cues, transcript_cues
@@ -33,13 +34,13 @@ from affectreason.data.mapping import (
     load_hook,
     missing_required,
     normalize_fields,
-    parse_labels,
 )
 from affectreason.data.recipe import DataRecipe, RecipeError, resolve_inputs, resolve_path
 from affectreason.data.record import DataError, Issue, Media, Message, Record
 from affectreason.data.splits import assign_split, group_of
 from affectreason.data.stats import dataset_stats, token_counter
 from affectreason.data.tables import read_table
+from affectreason.labels import parse_labels
 from affectreason.reason.prompts import load_prompt
 from affectreason.schema import Cues, Explanation
 
@@ -280,10 +281,8 @@ def build_dataset(recipe: DataRecipe, out: str | Path, anchors: Path | None = No
     if teacher is not None:
         stats["teacher"] = teacher
     (out / "stats.json").write_text(json.dumps(stats, indent=2, ensure_ascii=False), encoding="utf-8")
-    with (out / "issues.jsonl").open("w", encoding="utf-8") as handle:
-        for issue in issues:
-            handle.write(json.dumps({"where": issue.where, "field": issue.field, "message": issue.message},
-                                    ensure_ascii=False) + "\n")
+    jsonl.write_jsonl(out / "issues.jsonl",
+                      ({"where": issue.where, "field": issue.field, "message": issue.message} for issue in issues))
     manifest = _manifest(recipe, paths, tables, counts, by_split, issues, teacher, sharegpt)
     (out / "manifest.json").write_text(json.dumps(manifest, indent=2, ensure_ascii=False), encoding="utf-8")
     return BuildResult(out, records, stats, issues, manifest)

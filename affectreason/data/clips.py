@@ -1,6 +1,6 @@
 """Your own clips: cue extraction for every record with a media file, through the resumable cue batch.
 
-Cues go to ``OUT/cues.jsonl`` as they finish (``affectreason.cues.pipeline.extract_batch``), so an
+Cues go to ``OUT/cues.jsonl`` as they finish (``affectreason.batch.extract``), so an
 interrupted build resumes where it stopped; a clip that cannot be read becomes an issue naming it and
 the other clips go on. A transcript from the labels file is used as given (no ASR); a same-stem
 ``.srt``/``.vtt``/``.txt`` or OpenFace ``.csv`` beside a clip is picked up as ``affectreason cues`` does.
@@ -31,7 +31,10 @@ def media_kind(path: str) -> str:
 def extract_cues(drafts: list[Draft], out: Path, spec: CueSpec,
                  on_done: Callable[[dict], None] | None = None) -> tuple[dict[str, Cues], list[Issue]]:
     """Cues by clip id for the drafts that name a media file, and an issue per clip that failed."""
-    from affectreason.cues.pipeline import CueConfig, batch_records, clips_in, extract_batch
+    from affectreason.batch import Item, extract
+    from affectreason.cues.pipeline import CueConfig
+    from affectreason.jsonl import read_jsonl
+    from affectreason.media import clips_in
 
     clips, issues = [], []
     for draft in drafts:
@@ -45,11 +48,11 @@ def extract_cues(drafts: list[Draft], out: Path, spec: CueSpec,
         clip = clips_in(media)[0].model_copy(update={"id": draft.id, "transcript": draft.fields.get("transcript")})
         clips.append(clip)
     if clips:
-        extract_batch(clips, out, CueConfig(fps=spec.fps, asr=spec.asr), spec.workers, on_done=on_done)
+        extract([Item(clip) for clip in clips], out, CueConfig(fps=spec.fps, asr=spec.asr), spec.workers, on_done)
     wanted = {clip.id for clip in clips}
     found: dict[str, Cues] = {}
     errors: dict[str, str] = {}
-    for record in batch_records(out):
+    for record in read_jsonl(out, bad_lines="skip"):
         clip_id = record.get("clip", {}).get("id")
         if clip_id not in wanted:
             continue

@@ -18,8 +18,7 @@ from pathlib import Path
 from affectreason.data.recipe import DataRecipe, RecipeError
 from affectreason.data.record import DataError, Issue
 from affectreason.data.tables import Table
-from affectreason.eval.records import parse_label_list
-from affectreason.schema import normalize_labels
+from affectreason.labels import parse_labels  # used below; importable from here as before
 
 NUMBER_FIELDS = ("sentiment", "valence")
 Hook = Callable[[dict], dict]
@@ -128,17 +127,6 @@ def _resolve_media(value: object, table: Table) -> str:
     path = Path(str(value).strip()).expanduser()
     base = table.path if table.path.is_dir() else table.path.parent
     return str(path if path.is_absolute() else (base / path).resolve())
-
-
-def parse_labels(value: object) -> list[str]:
-    """Labels from a list, a list string (``"['happy', 'sad']"``) or comma-separated words, normalized.
-
-    >>> parse_labels("['Happy', 'relaxed']"), parse_labels("joy"), parse_labels(["Sad", "sad"])
-    (['happy', 'relaxed'], ['joy'], ['sad'])
-    """
-    if isinstance(value, list | tuple):
-        return normalize_labels([str(v) for v in value])
-    return normalize_labels(parse_label_list(str(value)))
 
 
 def normalize_fields(draft: Draft) -> list[Issue]:

@@ -15,7 +15,8 @@ from typing import Literal
 from pydantic import Field, field_validator
 
 from affectreason.errors import DataError  # noqa: F401  (re-exported: data modules raise it)
-from affectreason.schema import Contract, normalize_labels
+from affectreason.labels import normalize_labels
+from affectreason.schema import Contract
 
 CotKind = Literal["reference", "rules", "teacher"]
 MEDIA_KINDS = ("images", "videos", "audios")

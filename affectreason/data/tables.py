@@ -98,7 +98,7 @@ def _read_json(table: Table, id_key: str) -> None:
 
 
 def _read_folder(table: Table) -> None:
-    from affectreason.cues.pipeline import CLIP_SUFFIXES
+    from affectreason.media import CLIP_SUFFIXES
 
     files = sorted(p for p in table.path.iterdir() if p.is_file() and p.suffix.lower() in CLIP_SUFFIXES)
     if not files:

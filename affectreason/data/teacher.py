@@ -5,10 +5,10 @@ The teacher gets the student's own prompt (``reason/explain`` over the textualiz
 Explanation JSON schema as ``response_format`` so a vLLM server constrains decoding) and never sees
 the gold labels; agreement is rejection sampling. Agreement is the emotion-wheel F-score of the
 record (``affectreason.eval.ew.score_ew``, level 1, mean over the 5 wheels) >= ``min_ew_fs``; a gold
-set that is on no wheel (``neutral``) is compared by exact label overlap instead. Requests run in a
-thread pool; answers are cached by the client (a re-run sends nothing); an answer without labels or
-observations is asked again (3 attempts, ``ChatClient.ask``); one failed request drops one record with
-its error recorded.
+set that is on no wheel (``neutral``) is compared by exact label overlap instead (both in
+``affectreason.eval.per_record.label_agreement``). Requests run in a thread pool; answers are cached
+by the client (a re-run sends nothing); an answer without labels or observations is asked again
+(3 attempts, ``ChatClient.ask``); one failed request drops one record with its error recorded.
 """
 
 from __future__ import annotations
@@ -19,15 +19,12 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from affectreason.eval.alignment import align
-from affectreason.eval.ew import score_ew
-from affectreason.eval.ov import set_overlap
-from affectreason.eval.result import f_score
+from affectreason.eval.per_record import label_agreement  # the per-record scorer; importable from here as before
 from affectreason.eval.wheel import EmotionWheel
 from affectreason.reason.grounding import ground
-from affectreason.reason.llm import explanation_schema
+from affectreason.reason.messages import explanation_schema
 from affectreason.reason.parse import parse_explanation
-from affectreason.schema import Cues, Explanation, LabelRecord, normalize_labels
+from affectreason.schema import Cues, Explanation
 from affectreason.serve.client import ChatClient, EndpointError, UnparseableAnswer
 
 
@@ -47,21 +44,6 @@ class Verdict:
         """The per-record line of ``teacher.jsonl``."""
         return {"id": self.id, "kept": self.kept, "outcome": self.outcome, "ew_fs": self.fs, "labels": self.labels,
                 "error": self.error, "answer": self.explanation.raw_text if self.explanation else None}
-
-
-def label_agreement(gold: list[str], pred: list[str], wheel: EmotionWheel) -> float:
-    """EW F-score (level 1) of one record's labels against gold; exact-overlap F when gold is off the wheel.
-
-    >>> from affectreason.eval.wheel import EmotionWheel
-    >>> label_agreement(["neutral"], ["Neutral"], EmotionWheel({}, {}, {}))
-    1.0
-    """
-    gold, pred = normalize_labels(gold), normalize_labels(pred)
-    if any(wheel.map_set(gold, w) for w in wheel.wheel_maps):
-        result = score_ew(align([LabelRecord(name="r", labels=gold)], [LabelRecord(name="r", labels=pred)]), wheel)
-        return round(result.summary["fs"], 4)
-    precision, recall = set_overlap(set(gold), set(pred))
-    return f_score(precision, recall)
 
 
 def ask_teacher(client: ChatClient, messages: list[dict[str, str]], max_tokens: int, temperature: float,

@@ -12,6 +12,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Literal
 
+from affectreason.errors import UsageError
 from affectreason.schema import LabelRecord
 
 MissingRule = Literal["empty", "skip"]
@@ -42,7 +43,7 @@ class Aligned:
 def align(gold: list[LabelRecord], pred: list[LabelRecord], missing: MissingRule = "empty") -> Aligned:
     """Order predictions like the gold records, applying the missing-prediction rule."""
     if missing not in ("empty", "skip"):
-        raise ValueError(f"missing rule must be 'empty' or 'skip', not {missing!r}")
+        raise UsageError(f"missing rule must be 'empty' or 'skip', not {missing!r}")
     by_name = {r.name: r for r in pred}
     gold_names = {r.name for r in gold}
     kept_gold: list[LabelRecord] = []

@@ -12,6 +12,7 @@ import math
 
 import numpy as np
 
+from affectreason.errors import UsageError
 from affectreason.eval.result import MetricResult
 
 DEFAULT_RESAMPLES = 1000
@@ -49,7 +50,7 @@ def paired_comparison(a: MetricResult, b: MetricResult, n_resamples: int = DEFAU
     """Difference b - a of every headline figure, with its paired bootstrap interval and p-value."""
     names_a, names_b = a.names, b.names
     if names_a != names_b:
-        raise ValueError(
+        raise UsageError(
             "paired comparison needs both results over the same clips in the same order; "
             f"{len(set(names_a) ^ set(names_b))} clips differ (score both against the same gold file)"
         )

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from affectreason.errors import UsageError
 from affectreason.eval.alignment import Aligned
 from affectreason.eval.result import MetricResult, f_score
 from affectreason.eval.wheel import LEVELS, WHEELS, EmotionWheel
@@ -59,7 +60,7 @@ def over_wheels(per_wheel: dict[str, dict[str, float]], keys: tuple[str, ...]) -
 def score_ew(aligned: Aligned, wheel: EmotionWheel, level: str = "level1") -> MetricResult:
     """EW precision / recall / F-score per wheel and their means over the 5 wheels."""
     if level not in LEVELS:
-        raise ValueError(f"level must be one of {LEVELS}, not {level!r}")
+        raise UsageError(f"level must be one of {LEVELS}, not {level!r}")
     gold = wheel.masks([r.labels for r in aligned.gold], level)
     pred = wheel.masks([r.labels for r in aligned.pred], level)
     keep = np.flatnonzero((gold != 0).any(axis=1))

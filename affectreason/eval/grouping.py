@@ -22,6 +22,7 @@ from typing import TYPE_CHECKING, Protocol
 
 import numpy as np
 
+from affectreason.errors import DataError, UsageError
 from affectreason.eval.wheel import EmotionWheel
 from affectreason.serve.client import UnparseableAnswer
 
@@ -85,17 +86,17 @@ class CachedGroups:
         try:
             raw = json.loads(self.path.read_text(encoding="utf-8"))
         except FileNotFoundError:
-            raise ValueError(f"{self.path}: groups file not found") from None
+            raise DataError(f"{self.path}: groups file not found") from None
         except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-            raise ValueError(f"{self.path}: not a JSON object of per-clip groups ({exc})") from None
+            raise DataError(f"{self.path}: not a JSON object of per-clip groups ({exc})") from None
         if not isinstance(raw, dict):
-            raise ValueError(f"{self.path}: expected a JSON object {{clip name: groups}}")
+            raise DataError(f"{self.path}: expected a JSON object {{clip name: groups}}")
         self._maps: dict[str, dict[str, str]] = {}
         for name, value in raw.items():
             try:
                 self._maps[name] = groups_to_map(parse_groups(value))
             except (ValueError, SyntaxError) as exc:
-                raise ValueError(f"{self.path}: groups of {name!r} are malformed ({exc})") from None
+                raise DataError(f"{self.path}: groups of {name!r} are malformed ({exc})") from None
         self.uncovered: set[str] = set()
         self.split_labels: set[str] = set()
 
@@ -176,7 +177,7 @@ class EmbeddingGrouping(_SameTokens):
 
     def __init__(self, encoder: TextEncoder, threshold: float = 0.5):
         if not 0.0 < threshold <= 1.0:
-            raise ValueError(f"embedding threshold must be in (0, 1], got {threshold}")
+            raise UsageError(f"embedding threshold must be in (0, 1], got {threshold}")
         self.encoder = encoder
         self.threshold = threshold
 

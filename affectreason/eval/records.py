@@ -14,16 +14,16 @@ traceback for bad user input.
 
 from __future__ import annotations
 
-import ast
 import csv
 import io
-import json
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 
 from pydantic import ValidationError
 
 from affectreason.errors import AffectReasonError
+from affectreason.jsonl import iter_jsonl
+from affectreason.labels import parse_label_list  # used below; importable from here as before
 from affectreason.schema import Explanation, LabelRecord
 from affectreason.textfile import read_utf8
 
@@ -36,30 +36,6 @@ EXPLANATION_KEYS = frozenset({"observations", "interpretation", "conclusion"})
 
 class RecordError(AffectReasonError, ValueError):
     """A gold or prediction file cannot be read; the message says where and how to fix it."""
-
-
-def parse_label_list(text: str) -> list[str]:
-    """Parse a label cell: a Python/JSON list string, or comma/semicolon separated words.
-
-    >>> parse_label_list("['Happy', 'relaxed']")
-    ['Happy', 'relaxed']
-    >>> parse_label_list("happy; relaxed")
-    ['happy', 'relaxed']
-    >>> parse_label_list("")
-    []
-    """
-    text = text.strip()
-    if not text:
-        return []
-    if text[0] == "[":
-        try:
-            value = ast.literal_eval(text)
-        except (ValueError, SyntaxError) as exc:
-            raise ValueError(f"label list {text[:60]!r} is not a valid list literal") from exc
-        if not isinstance(value, list | tuple) or not all(isinstance(v, str) for v in value):
-            raise ValueError(f"label list {text[:60]!r} must contain only strings")
-        return [v for v in value]
-    return [part.strip() for part in text.replace(";", ",").split(",") if part.strip()]
 
 
 def _pick(keys: Iterable[str], candidates: tuple[str, ...]) -> str | None:
@@ -105,17 +81,9 @@ def _read_csv(path: Path, text: str) -> Iterator[LabelRecord]:
         yield _record(row, where, name_key, label_key)
 
 
-def _read_jsonl(path: Path, text: str) -> Iterator[LabelRecord]:
-    for lineno, line in enumerate(text.splitlines(), start=1):
-        if not line.strip():
-            continue
+def _read_jsonl(path: Path) -> Iterator[LabelRecord]:
+    for lineno, obj in iter_jsonl(path, "raise", RecordError):
         where = f"{path}:{lineno}"
-        try:
-            obj = json.loads(line)
-        except json.JSONDecodeError as exc:
-            raise RecordError(f"{where}: not valid JSON ({exc.msg} at column {exc.colno})") from None
-        if not isinstance(obj, dict):
-            raise RecordError(f"{where}: expected a JSON object per line, got {type(obj).__name__}")
         if EXPLANATION_KEYS & obj.keys():
             yield _from_explanation(obj, where)
             continue
@@ -142,12 +110,13 @@ def read_records(path: str | Path) -> list[LabelRecord]:
     path = Path(path)
     if not path.is_file():
         raise RecordError(f"{path}: no such file")
+    # read first for every format: an empty or non-UTF-8 file is reported the same way whatever its kind
     text = read_utf8(path, RecordError, "the file is empty; expected a header row (CSV) or JSON lines")
     suffix = path.suffix.lower()
     if suffix == ".csv":
         rows = _read_csv(path, text)
     elif suffix in (".jsonl", ".json", ".ndjson"):
-        rows = _read_jsonl(path, text)
+        rows = _read_jsonl(path)
     else:
         raise RecordError(f"{path}: unknown extension {suffix!r}; use .csv or .jsonl")
     records: list[LabelRecord] = []

@@ -20,7 +20,7 @@ from pathlib import Path
 
 import numpy as np
 
-from affectreason.errors import AffectReasonError
+from affectreason.errors import AffectReasonError, DataError
 
 WHEEL_DIR_ENV = "AFFECTREASON_WHEEL_DIR"
 WHEEL_FILES = {
@@ -141,7 +141,7 @@ class EmotionWheel:
         """
         for wheel in WHEELS:
             if len(self.rings(wheel, level)) > 64:
-                raise ValueError(f"{wheel}/{level} has more than 64 rings; bit sets cannot hold it")
+                raise DataError(f"{wheel}/{level} has more than 64 rings; bit sets cannot hold it")
         owners: list[int] = []
         table: list[np.ndarray] = []
         for i, labels in enumerate(label_lists):

@@ -16,6 +16,7 @@ from pathlib import Path
 
 import numpy as np
 
+from affectreason.media import media_audio, media_frames
 from affectreason.models.causal_lm import ModelMissing
 
 VISION_TYPES = {"siglip", "siglip_vision_model", "siglip2", "siglip2_vision_model", "clip", "clip_vision_model"}
@@ -121,3 +122,17 @@ class FrozenEncoder:
         per_window = max(1, round(self.window / step))
         chunks = torch.split(hidden, per_window)
         return torch.stack([c.mean(dim=0) for c in chunks]).float().numpy()
+
+
+def clip_features(encoders: dict, media: dict[str, list[str]], fps: float, max_frames: int,
+                  start: float | None = None, end: float | None = None) -> dict[str, np.ndarray]:
+    """Features of one record's media for each encoder's modality (absent media -> no entry)."""
+    out = {}
+    if "vision" in encoders and (media["videos"] or media["images"]):
+        frames, _ = media_frames(media, fps, max_frames, start, end)
+        if frames:
+            out["vision"] = encoders["vision"].encode(frames=frames)
+    track = media_audio(media, start, end) if "audio" in encoders else None
+    if track is not None:
+        out["audio"] = encoders["audio"].encode(audio=track.samples, rate=track.rate)
+    return out

@@ -16,6 +16,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
+from affectreason.models.causal_lm import ModelMissing
 from affectreason.models.projector import PreFusion, Projector
 
 MARKERS = {"vision": ("<video>", "<image>"), "audio": ("<audio>",)}
@@ -162,5 +163,5 @@ def load_feature_lm(base: str, adapter: str | Path) -> FeatureLM:
     model = FeatureLM(llm, tokenizer, spec)
     missing = model.load_state_dict(load_file(str(Path(adapter) / PROJECTOR_WEIGHTS)), strict=False)
     if missing.unexpected_keys or any(not k.startswith("llm.") for k in missing.missing_keys):
-        raise ValueError(f"{adapter}: projector weights do not match {FEATURE_CONFIG}")
+        raise ModelMissing(f"{adapter}: projector weights do not match {FEATURE_CONFIG}")
     return model.eval()

@@ -10,6 +10,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from affectreason.errors import UsageError
+from affectreason.models.causal_lm import ModelMissing
+
 
 def convert_gguf(gguf_file: str | Path, out_dir: str | Path) -> Path:
     """Write ``out_dir`` (config, fp32 safetensors, tokenizer) from a GGUF file; returns ``out_dir``."""
@@ -17,7 +20,7 @@ def convert_gguf(gguf_file: str | Path, out_dir: str | Path) -> Path:
 
     gguf_file, out_dir = Path(gguf_file), Path(out_dir)
     if not gguf_file.is_file():
-        raise FileNotFoundError(f"{gguf_file}: no such GGUF file")
+        raise ModelMissing(f"{gguf_file}: no such GGUF file")
     folder, name = str(gguf_file.parent), gguf_file.name
     loaded = AutoModelForCausalLM.from_pretrained(folder, gguf_file=name)
     tokenizer = AutoTokenizer.from_pretrained(folder, gguf_file=name)
@@ -27,7 +30,7 @@ def convert_gguf(gguf_file: str | Path, out_dir: str | Path) -> Path:
     fresh = AutoModelForCausalLM.from_config(config)
     missing, unexpected = fresh.load_state_dict(loaded.state_dict(), strict=False)
     if [k for k in missing if "lm_head" not in k] or unexpected:
-        raise ValueError(f"GGUF weights do not match the architecture: missing {missing[:5]}, "
+        raise UsageError(f"GGUF weights do not match the architecture: missing {missing[:5]}, "
                          f"unexpected {unexpected[:5]}")
     fresh.tie_weights()
     out_dir.mkdir(parents=True, exist_ok=True)

@@ -18,6 +18,7 @@ from pathlib import Path
 
 import numpy as np
 
+from affectreason.errors import UsageError
 from affectreason.models.causal_lm import ModelMissing, attach_adapter
 
 VISION_LANGUAGE = ("qwen2_vl", "qwen2_5_vl")
@@ -117,7 +118,7 @@ class NativeMLLM:
         prefix = ""
         if frames and video_fps:
             if self.video_token is None:
-                raise ValueError(f"{self.name}: video input is supported for Qwen2-VL / Qwen2.5-VL models")
+                raise UsageError(f"{self.name}: video input is supported for Qwen2-VL / Qwen2.5-VL models")
             patches, grid = video_pixels(self.images, frames)
             start, _, end = self.vision_tokens
             prefix += start + self.video_token * (grid[0] * grid[1] * grid[2] // self.merge) + end

@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import re
 
+from affectreason import labels as label_text  # the generic matching; the vocabulary is here
+
 # basic emotion -> labels from mild to intense
 NUANCES: dict[str, tuple[str, ...]] = {
     "joy": ("content", "pleased", "happy", "joyful", "delighted"),
@@ -72,11 +74,4 @@ def extract_labels(text: str, vocabulary: set[str] | None = None) -> list[str]:
     >>> extract_labels("She seems happy, maybe a little anxious; overall happy.")
     ['happy', 'anxious']
     """
-    words = vocabulary or set(LABEL_TO_BASIC)
-    lowered = text.lower()
-    hits = []
-    for word in words:
-        match = re.search(r"(?<![a-z])" + re.escape(word) + r"(?![a-z])", lowered)
-        if match:
-            hits.append((match.start(), word))
-    return [word for _, word in sorted(hits)]
+    return label_text.extract_labels(text, vocabulary or LABEL_TO_BASIC)

@@ -16,6 +16,7 @@ from collections.abc import Callable
 
 from pydantic import ValidationError
 
+from affectreason.labels import labels_from_value
 from affectreason.reason.lexicon import extract_labels
 from affectreason.schema import Clue, Explanation
 
@@ -34,12 +35,6 @@ def guess_modality(text: str) -> str:
         if re.search(pattern, text, re.IGNORECASE):
             return modality
     return "multimodal"
-
-
-def _labels_from(value) -> list[str]:
-    if isinstance(value, str):
-        value = [v for v in re.split(r"[,;/\n]|\band\b", value) if v.strip()]
-    return [str(v).strip(" .*-\"'") for v in value or [] if str(v).strip(" .*-\"'")]
 
 
 def _clues(items) -> list[Clue]:
@@ -80,7 +75,7 @@ def _salvage_json(text: str) -> dict | None:
         return None
     return {"observations": _clues(clues), "interpretation": fields.get("interpretation", ""),
             "conclusion": fields.get("conclusion", ""),
-            "labels": _labels_from(re.findall(r'"([^"]+)"', labels.group(1))) if labels else []}
+            "labels": labels_from_value(re.findall(r'"([^"]+)"', labels.group(1))) if labels else []}
 
 
 def _sections(text: str) -> dict[str, str]:
@@ -117,7 +112,7 @@ def parse_explanation(text: str, vocabulary: set[str] | None = None, extractor: 
             fields = {"observations": _clues(data.get("observations") or data.get("key_observations")),
                       "interpretation": str(data.get("interpretation") or ""),
                       "conclusion": str(data.get("conclusion") or ""),
-                      "labels": _labels_from(data.get("labels") or data.get("emotions") or []),
+                      "labels": labels_from_value(data.get("labels") or data.get("emotions") or []),
                       "valence": data.get("valence"), "arousal": data.get("arousal")}
         except (ValidationError, TypeError, AttributeError) as exc:
             errors.append(f"JSON object found but not in the Explanation schema: {str(exc)[:160]}")
@@ -137,11 +132,11 @@ def parse_explanation(text: str, vocabulary: set[str] | None = None, extractor: 
             fields = {"observations": _clues(_bullets(sections.get("observations", ""))),
                       "interpretation": sections.get("interpretation", ""),
                       "conclusion": sections.get("conclusion", ""),
-                      "labels": _labels_from(sections["labels"]) if "labels" in sections else []}
+                      "labels": labels_from_value(sections["labels"]) if "labels" in sections else []}
         elif think or answer:
             fields = {"observations": _clues(_bullets(think.group(1))) if think else [],
                       "conclusion": answer.group(1).strip() if answer else "",
-                      "labels": _labels_from(answer.group(1)) if answer and len(answer.group(1)) < 120 else []}
+                      "labels": labels_from_value(answer.group(1)) if answer and len(answer.group(1)) < 120 else []}
         else:
             fields = {"conclusion": text.strip()[:2000]}
             errors.append("no JSON, tags or sections: read as free text")
@@ -149,7 +144,7 @@ def parse_explanation(text: str, vocabulary: set[str] | None = None, extractor: 
         source = " ".join([fields.get("conclusion", ""), fields.get("interpretation", "")]).strip() or text
         if extractor is not None:
             try:
-                fields["labels"] = _labels_from(extractor(source))
+                fields["labels"] = labels_from_value(extractor(source))
                 errors.append("labels extracted from the prose by the label extractor")
             except Exception as exc:  # the extractor is a remote model: its failure is reported, not raised
                 errors.append(f"label extractor failed ({type(exc).__name__}: {str(exc)[:120]})")

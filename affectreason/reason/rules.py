@@ -20,6 +20,7 @@ import numpy as np
 
 from affectreason.cues.au_mapping import AU_NAMES
 from affectreason.cues.voice import REFERENCE
+from affectreason.errors import AffectReasonError
 from affectreason.reason.lexicon import cue_words, nuance
 from affectreason.schema import Clue, Cues, Explanation
 
@@ -43,7 +44,7 @@ def _vader():
     try:
         from vaderSentiment.vaderSentiment import SentimentIntensityAnalyzer
     except ImportError:
-        raise RuntimeError("the rules engine needs VADER: `pip install vadersentiment`") from None
+        raise AffectReasonError("the rules engine needs VADER: `pip install vadersentiment`") from None
     return SentimentIntensityAnalyzer()
 
 

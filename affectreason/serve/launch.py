@@ -26,7 +26,7 @@ from pathlib import Path
 
 import httpx
 
-from affectreason.errors import AffectReasonError
+from affectreason.errors import AffectReasonError, UsageError
 
 # vllm.config.lora.MaxLoRARanks in 0.32 and 0.33: --max-lora-rank accepts only these.
 LORA_RANKS = (1, 8, 16, 32, 64, 128, 256, 320, 512)
@@ -90,9 +90,9 @@ def parse_adapters(specs: list[str]) -> dict[str, str]:
     for spec in specs:
         name, sep, folder = spec.partition("=")
         if not sep or not name or not folder:
-            raise ValueError(f"--adapter {spec!r}: expected NAME=DIR")
+            raise UsageError(f"--adapter {spec!r}: expected NAME=DIR")
         if not (Path(folder) / "adapter_config.json").is_file():
-            raise ValueError(f"--adapter {name}: {folder} has no adapter_config.json (not a peft adapter folder)")
+            raise UsageError(f"--adapter {name}: {folder} has no adapter_config.json (not a peft adapter folder)")
         adapters[name] = str(Path(folder).resolve())
     return adapters
 
@@ -109,7 +109,7 @@ def max_lora_rank(adapters: dict[str, str]) -> int:
     for rank in LORA_RANKS:
         if rank >= needed:
             return rank
-    raise ValueError(f"an adapter has rank {needed}; vLLM serves ranks up to {LORA_RANKS[-1]}")
+    raise UsageError(f"an adapter has rank {needed}; vLLM serves ranks up to {LORA_RANKS[-1]}")
 
 
 def vllm_flavour(python: str = sys.executable) -> str:
@@ -145,7 +145,7 @@ def free_port(host: str = "127.0.0.1") -> int:
 def server_command(config: ServerConfig, flavour: str) -> list[str]:
     """The argv that starts vLLM's server for ``config``."""
     if not (Path(config.model) / "config.json").is_file():
-        raise ValueError(f"{config.model} is not a local model folder (no config.json); nothing is downloaded")
+        raise UsageError(f"{config.model} is not a local model folder (no config.json); nothing is downloaded")
     cmd = [config.python, "-m", "vllm.entrypoints.openai.api_server", "--model", str(Path(config.model).resolve()),
            "--served-model-name", config.name, "--host", config.host, "--port", str(config.port),
            "--structured-outputs-config", json.dumps({"backend": "guidance", "disable_any_whitespace": True}),
@@ -161,7 +161,7 @@ def server_command(config: ServerConfig, flavour: str) -> list[str]:
     if config.media_dir:
         media = Path(config.media_dir).resolve()
         if not media.is_dir():
-            raise ValueError(f"--media-dir {media} is not a folder")
+            raise UsageError(f"--media-dir {media} is not a folder")
         cmd += ["--allowed-local-media-path", str(media)]
     if config.max_model_len:
         cmd += ["--max-model-len", str(config.max_model_len)]

@@ -15,10 +15,12 @@ from pathlib import Path
 
 import numpy as np
 
+from affectreason.models.encoders import clip_features
+from affectreason.train.adapter import TrainResult, load_model, restore_adapter, save_adapter
 from affectreason.train.loop import LoopParts, make_accelerator, run_loop, seed_all
-from affectreason.train.native import media_audio, media_frames, read_media
+from affectreason.train.native import read_media
 from affectreason.train.recipe import Recipe
-from affectreason.train.sft import TrainResult, collate, load_model, restore_adapter, save_adapter
+from affectreason.train.sft import collate
 from affectreason.train.sft_data import DataError, read_chats, tokenize_chats
 
 CACHE_FILE, CACHE_MANIFEST = "features.safetensors", "features.json"
@@ -36,20 +38,6 @@ def record_ids(path: str | Path) -> list[str]:
         seen[rid] = lineno
         ids.append(rid)
     return ids
-
-
-def clip_features(encoders: dict, media: dict[str, list[str]], fps: float, max_frames: int,
-                  start: float | None = None, end: float | None = None) -> dict[str, np.ndarray]:
-    """Features of one record's media for each encoder's modality (absent media -> no entry)."""
-    out = {}
-    if "vision" in encoders and (media["videos"] or media["images"]):
-        frames, _ = media_frames(media, fps, max_frames, start, end)
-        if frames:
-            out["vision"] = encoders["vision"].encode(frames=frames)
-    track = media_audio(media, start, end) if "audio" in encoders else None
-    if track is not None:
-        out["audio"] = encoders["audio"].encode(audio=track.samples, rate=track.rate)
-    return out
 
 
 def cache_features(ids: list[str], media: list[dict], encoders: dict, folder: Path, fps: float,

@@ -15,11 +15,10 @@ import re
 from collections.abc import Callable
 from pathlib import Path
 
-import numpy as np
-
+from affectreason.media import media_audio, media_frames
+from affectreason.train.adapter import TrainResult, restore_adapter, save_adapter, wrap_lora
 from affectreason.train.loop import LoopParts, TrainError, make_accelerator, run_loop, seed_all
 from affectreason.train.recipe import Recipe
-from affectreason.train.sft import TrainResult, restore_adapter, save_adapter, wrap_lora
 from affectreason.train.sft_data import DataError, read_chats
 
 TOWERS = ("visual", "audio_tower")
@@ -47,33 +46,6 @@ def read_media(path: str | Path) -> list[dict[str, list[str]]]:
                     raise DataError(f"{path}:{lineno}: {key} file {file} does not exist")
         out.append(media)
     return out
-
-
-def media_frames(media: dict[str, list[str]], fps: float, max_frames: int, start: float | None = None,
-                 end: float | None = None) -> tuple[list[np.ndarray], float]:
-    """A record's frames (its first video sampled at ``fps``, evenly thinned to ``max_frames``; else its images)
-    and the frame rate they now have."""
-    from affectreason.media import read_frames
-
-    if media["videos"]:
-        frames = read_frames(media["videos"][0], fps, start=start, end=end).images
-        if len(frames) > max_frames:
-            rate = fps * max_frames / len(frames)
-            keep = np.linspace(0, len(frames) - 1, num=max_frames).round().astype(int)
-            return [frames[i] for i in keep], rate
-        return frames, fps
-    return [read_frames(image, 1.0).images[0] for image in media["images"][:max_frames]], fps
-
-
-def media_audio(media: dict[str, list[str]], start: float | None = None, end: float | None = None):
-    """A record's audio track (its first audio file, else its video's sound), or None."""
-    from affectreason.media import read_audio
-
-    source = (media["audios"] or media["videos"] or [None])[0]
-    if source is None:
-        return None
-    track, _ = read_audio(source, start=start, end=end)
-    return track if track is not None and len(track.samples) else None
 
 
 def example_inputs(lm, messages: list[dict[str, str]], media: dict[str, list[str]], recipe: Recipe) -> dict:

@@ -7,31 +7,13 @@ quantization, bf16 compute) needs CUDA; elsewhere it is refused before any weigh
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable
-from dataclasses import dataclass, field
 from pathlib import Path
 
-import affectreason
-from affectreason.reason.llm import ADAPTER_INFO
-from affectreason.train.loop import LoopParts, TrainError, check_trackers, make_accelerator, run_loop, seed_all
+from affectreason.train.adapter import TrainResult, load_model, restore_adapter, save_adapter
+from affectreason.train.loop import LoopParts, make_accelerator, run_loop, seed_all
 from affectreason.train.recipe import Recipe
 from affectreason.train.sft_data import Dataset, read_chats, tokenize_chats
-
-__all__ = ["TrainError", "TrainResult", "collate", "evaluate", "load_model", "train"]
-
-
-@dataclass
-class TrainResult:
-    """What a run produced."""
-
-    output_dir: Path
-    adapter_dir: Path
-    steps: int
-    losses: list[tuple[int, float]] = field(default_factory=list)
-    eval: dict = field(default_factory=dict)
-    data: dict = field(default_factory=dict)
-    model: object = field(default=None, repr=False)  # the trained (peft) model, still in memory
 
 
 def collate(examples, pad_id: int) -> dict:
@@ -47,79 +29,6 @@ def collate(examples, pad_id: int) -> dict:
         labels[row, : len(e.labels)] = torch.tensor(e.labels)
         mask[row, : len(e.input_ids)] = 1
     return {"input_ids": ids, "attention_mask": mask, "labels": labels}
-
-
-def load_model(recipe: Recipe):
-    """Tokenizer and the base model wrapped with a fresh LoRA adapter."""
-    import torch
-    from transformers import AutoModelForCausalLM, AutoTokenizer
-
-    kwargs: dict = {"dtype": getattr(torch, recipe.model.dtype), "local_files_only": True}
-    if recipe.adapter.kind == "qlora":
-        from transformers import BitsAndBytesConfig
-
-        kwargs["quantization_config"] = BitsAndBytesConfig(
-            load_in_4bit=True, bnb_4bit_quant_type="nf4", bnb_4bit_use_double_quant=True,
-            bnb_4bit_compute_dtype=torch.bfloat16)
-        from accelerate import PartialState
-
-        kwargs["device_map"] = {"": PartialState().local_process_index}
-    try:
-        tokenizer = AutoTokenizer.from_pretrained(recipe.model.path, local_files_only=True)
-        model = AutoModelForCausalLM.from_pretrained(recipe.model.path, **kwargs)
-    except (OSError, ValueError) as exc:
-        raise TrainError(f"cannot load model.path {recipe.model.path!r} ({str(exc).splitlines()[0][:200]}); "
-                         "give a local model folder; nothing is downloaded") from None
-    if recipe.adapter.kind == "qlora":
-        from peft import prepare_model_for_kbit_training
-
-        model = prepare_model_for_kbit_training(
-            model, use_gradient_checkpointing=recipe.schedule.gradient_checkpointing)
-    elif recipe.schedule.gradient_checkpointing:
-        model.gradient_checkpointing_enable()
-        model.enable_input_require_grads()
-    return tokenizer, wrap_lora(model, recipe, recipe.adapter.target_modules, task_type="CAUSAL_LM")
-
-
-def wrap_lora(model, recipe: Recipe, target_modules: list[str] | str, task_type: str | None = None):
-    """``model`` with a fresh LoRA adapter per ``recipe.adapter`` on ``target_modules`` (names or a pattern)."""
-    from peft import LoraConfig, get_peft_model
-
-    lora = LoraConfig(r=recipe.adapter.r, lora_alpha=recipe.adapter.alpha, lora_dropout=recipe.adapter.dropout,
-                      target_modules=target_modules, task_type=task_type)
-    try:
-        return get_peft_model(model, lora)
-    except ValueError as exc:
-        raise TrainError(f"adapter.target_modules {recipe.adapter.target_modules}: {exc}") from None
-
-
-def check_runtime(recipe: Recipe) -> None:
-    """Refuse what cannot run here before any weights load."""
-    import torch
-
-    if recipe.adapter.kind == "qlora" and not torch.cuda.is_available():
-        raise TrainError("adapter.kind=qlora needs a CUDA GPU: bitsandbytes' 4-bit NF4 training kernels do not "
-                         "run on the CPU. Use adapter.kind=lora here.")
-    check_trackers(recipe.schedule.report_to)
-
-
-def save_adapter(folder: Path, model, tokenizer, recipe: Recipe, state_dict: dict | None = None) -> None:
-    """The LoRA adapter in peft format (what vLLM's ``--lora-modules`` and ``attach_adapter`` load), its
-    tokenizer, and the prompt it was trained with."""
-    model.save_pretrained(folder, state_dict=state_dict)
-    tokenizer.save_pretrained(folder)
-    (folder / ADAPTER_INFO).write_text(json.dumps(
-        {"prompt": recipe.data.prompt, "base_model": recipe.model.path, "frames": recipe.data.frames,
-         "fps": recipe.data.fps, "max_frames": recipe.data.max_frames,
-         "affectreason_version": affectreason.__version__}, indent=2))
-
-
-def restore_adapter(folder: Path, model) -> None:
-    """Load adapter weights saved by ``save_adapter`` into ``model``."""
-    from peft import set_peft_model_state_dict
-    from safetensors.torch import load_file
-
-    set_peft_model_state_dict(model, load_file(str(folder / "adapter" / "adapter_model.safetensors")))
 
 
 def evaluate(model, tokenizer, data: Dataset, batch_size: int, chats=None, recipe: Recipe | None = None) -> dict:
@@ -173,20 +82,9 @@ def _label_metrics(model, tokenizer, chats, recipe: Recipe) -> dict:
     return figures
 
 
-def train(recipe: Recipe, resume: bool = False, stop_after: int | None = None,
-          on_step: Callable[[dict], None] | None = None) -> TrainResult:
-    """Fine-tune per ``recipe``; ``resume`` continues from the latest checkpoint; ``stop_after`` ends early."""
-    from affectreason.models.native import native_kind
-
-    check_runtime(recipe)
-    if recipe.features:
-        from affectreason.train.features import train_features
-
-        return train_features(recipe, resume, stop_after, on_step)
-    if native_kind(recipe.model.path):
-        from affectreason.train.native import train_native
-
-        return train_native(recipe, resume, stop_after, on_step)
+def train_sft(recipe: Recipe, resume: bool = False, stop_after: int | None = None,
+              on_step: Callable[[dict], None] | None = None) -> TrainResult:
+    """LoRA / QLoRA on a chat LM over textualized cues, per ``recipe`` (``train.run.train`` dispatches here)."""
     output_dir = Path(recipe.output_dir)
     chats = read_chats(recipe.data.train)
     eval_chats = read_chats(recipe.data.eval) if recipe.data.eval else None

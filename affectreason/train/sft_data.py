@@ -7,11 +7,11 @@ Examples longer than ``max_length`` are dropped or truncated (counted either way
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from affectreason.errors import DataError
+from affectreason.jsonl import iter_jsonl
 
 ROLES = {"system", "user", "assistant"}
 
@@ -35,14 +35,8 @@ def read_chats(path: str | Path) -> list[list[dict[str, str]]]:
     """The chats of a JSONL file, validated."""
     path = Path(path)
     chats = []
-    for lineno, line in enumerate(path.read_text(encoding="utf-8").splitlines(), start=1):
-        if not line.strip():
-            continue
-        try:
-            record = json.loads(line)
-        except json.JSONDecodeError as exc:
-            raise DataError(f"{path}:{lineno}: not valid JSON ({exc.msg})") from None
-        messages = record.get("messages") if isinstance(record, dict) else None
+    for lineno, record in iter_jsonl(path, "raise", DataError):
+        messages = record.get("messages")
         if not isinstance(messages, list) or not messages:
             raise DataError(f"{path}:{lineno}: needs a non-empty 'messages' list")
         for message in messages:

@@ -25,9 +25,10 @@ def main() -> None:
     parser.add_argument("--clip", type=Path, default=EXAMPLE)
     args = parser.parse_args()
 
+    from affectreason.backends.load import BackendSpec, load_reasoner
     from affectreason.cues.pipeline import CueExtractor
     from affectreason.models.gguf import convert_gguf
-    from affectreason.reason.explain import BackendSpec, RulesReasoner, explain_cues, load_reasoner
+    from affectreason.reason.explain import RulesReasoner, explain_cues
     from affectreason.schema import Clip
 
     if not (args.hf_dir / "config.json").is_file():

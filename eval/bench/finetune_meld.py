@@ -26,12 +26,12 @@ from affectreason.eval.alignment import align
 from affectreason.eval.classification import closed_set, hit_rate
 from affectreason.eval.wheel import EmotionWheel
 from affectreason.models.causal_lm import ChatLM
-from affectreason.reason.llm import build_messages
+from affectreason.reason.messages import build_messages
 from affectreason.reason.parse import parse_explanation
 from affectreason.reason.rules import explain_rules
 from affectreason.schema import Cues, LabelRecord, Transcript
 from affectreason.train.recipe import Recipe
-from affectreason.train.sft import train
+from affectreason.train.run import train
 
 
 def _sample(path: Path, n: int, seed: int) -> list[dict]:

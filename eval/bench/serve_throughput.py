@@ -24,7 +24,7 @@ WORDS = ["so glad you came", "I can't believe it", "leave me alone", "what a sur
 
 def prompts(n: int) -> list[list[dict]]:
     """Explain prompts over ``n`` different cue sets."""
-    from affectreason.reason.llm import build_messages
+    from affectreason.reason.messages import build_messages
     from affectreason.schema import AUEvent, Cues, FaceFrame, Transcript
 
     chats = []

