@@ -1,4 +1,9 @@
-"""The ``affectreason`` command line: thin wrappers that parse options and call the library."""
+"""The ``affectreason`` command line: each verb parses its options and makes one library call.
+
+Verbs are listed in lifecycle order (cues, explain, data, train, export, serve, query, score). A problem the user
+can fix (an ``AffectReasonError``) is printed as one line with exit status 2; any other exception is a bug and is
+said to be one, with a short traceback, exit status 1.
+"""
 
 from __future__ import annotations
 
@@ -10,8 +15,11 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Annotated
 
+import click
 import typer
 from rich.console import Console
+from rich.markup import escape
+from typer.core import TyperGroup
 
 import affectreason
 from affectreason.errors import AffectReasonError
@@ -19,16 +27,47 @@ from affectreason.eval.bootstrap import bootstrap_ci, paired_comparison
 from affectreason.eval.registry import METRICS, OPTIONS, Metric, MetricSpec, ScoreOptions, score
 from affectreason.eval.report import aggregate, render_comparison, render_table, write_json, write_per_sample
 from affectreason.eval.result import MetricResult
-from affectreason.serve.client import EndpointError
 
-app = typer.Typer(help="Explainable multimodal emotion reasoning: cues, explanations, scoring.",
+err = Console(stderr=True, soft_wrap=True)
+
+
+def _fail(message: str) -> None:
+    err.print(f"[bold red]error:[/bold red] {escape(message)}", highlight=False)
+    raise typer.Exit(2)
+
+
+def _bug(exc: Exception) -> None:
+    import traceback
+
+    frames = traceback.extract_tb(exc.__traceback__)[-3:]
+    err.print("".join(traceback.format_list(frames)).rstrip(), markup=False, highlight=False)
+    err.print(f"[bold red]bug:[/bold red] {escape(f'{type(exc).__name__}: {exc}')}", highlight=False)
+    err.print(f"this is a bug in affectreason {affectreason.__version__}, not a problem with your input; please "
+              "report it with the command you ran", highlight=False)
+    raise typer.Exit(1)
+
+
+class _Verbs(TyperGroup):
+    """Verbs in the order they are defined; user errors as one line, anything else reported as a bug."""
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return list(self.commands)
+
+    def invoke(self, ctx: click.Context):
+        try:
+            return super().invoke(ctx)
+        except AffectReasonError as exc:
+            _fail(str(exc))
+        except (typer.Exit, click.exceptions.Exit, click.ClickException, click.exceptions.Abort):
+            raise
+        except Exception as exc:  # noqa: BLE001 (the one place that turns a bug into a message)
+            _bug(exc)
+
+
+app = typer.Typer(help="Explainable multimodal emotion reasoning: cues, explanations, scoring.", cls=_Verbs,
                   no_args_is_help=True, pretty_exceptions_enable=False)
 score_app = typer.Typer(help="Score open-vocabulary labels and explanations against gold records.",
                         no_args_is_help=True)
-app.add_typer(score_app, name="score")
-err = Console(stderr=True, soft_wrap=True)
-
-USER_ERRORS = (AffectReasonError,)
 
 
 def _flag(name: str):
@@ -45,11 +84,6 @@ Out = Annotated[Path | None, typer.Option("--out", help="write the aggregate rep
 Resamples = Annotated[int, typer.Option("--bootstrap", help="bootstrap resamples for 95% CIs (0: none)")]
 Endpoint = _flag("endpoint")
 ApiKey = _flag("api_key")
-
-
-def _fail(message: str) -> None:
-    err.print(f"[bold red]error:[/bold red] {message}", highlight=False)
-    raise typer.Exit(2)
 
 
 def _param(name: str, annotation, default=inspect.Parameter.empty) -> inspect.Parameter:
@@ -88,10 +122,7 @@ def _score_command(spec: MetricSpec) -> Callable:
 
     def command(gold: Path, pred: Path, as_json: bool, per_sample: Path | None, out: Path | None, resamples: int,
                 **options) -> None:
-        try:
-            _emit(score(spec.name, gold, pred, **options), as_json, per_sample, out, resamples)
-        except USER_ERRORS as exc:
-            _fail(str(exc))
+        _emit(score(spec.name, gold, pred, **options), as_json, per_sample, out, resamples)
 
     command.__name__ = command.__qualname__ = f"score_{spec.name}_cmd"
     return _signed(command, [_param("gold", Gold), _param("pred", Pred), *_options(spec.options),
@@ -105,14 +136,11 @@ for _spec in METRICS.values():
 
 def score_compare_cmd(gold: Path, pred_a: Path, pred_b: Path, metric: Metric, as_json: bool, out: Path | None,
                       resamples: int, **options) -> None:
-    try:
-        opts = ScoreOptions(**options)
-        spec = METRICS[metric]  # one set of flags serves every metric: options it does not take are ignored
-        a = spec.score(gold, pred_a, opts)
-        b = spec.score(gold, pred_b, opts)
-        comparison = paired_comparison(a, b, max(resamples, 1))
-    except USER_ERRORS as exc:
-        _fail(str(exc))
+    opts = ScoreOptions(**options)
+    spec = METRICS[metric]  # one set of flags serves every metric: options it does not take are ignored
+    a = spec.score(gold, pred_a, opts)
+    b = spec.score(gold, pred_b, opts)
+    comparison = paired_comparison(a, b, max(resamples, 1))
     report = {"metric": metric.value, "n": a.n, "comparison": comparison,
               "affectreason_version": affectreason.__version__}
     if out:
@@ -149,21 +177,52 @@ BatchOut = Annotated[Path | None, typer.Option("--out", help="JSONL output for a
 ClipPath = Annotated[Path, typer.Argument(help="a clip (video, image or audio file) or a folder of clips")]
 
 
-def _one_clip_cues(path: Path, config, transcript: str | None, subtitles: Path | None, openface: Path | None):
-    """The clip at ``path`` and its cues, or a clean exit with the reason."""
-    from affectreason.cues.face import FaceModelMissing
-    from affectreason.cues.pipeline import CueExtractor, clips_in
-    from affectreason.cues.speech import ASRModelMissing
-    from affectreason.media import MediaError
+def _is_batch(path: Path, out: Path | None) -> bool:
+    return path.is_dir() or out is not None or path.suffix.lower() == ".jsonl"
 
-    try:
-        clip = clips_in(path)[0]
-        clip = clip.model_copy(update={"transcript": transcript,
-                                       "subtitles": str(subtitles) if subtitles else clip.subtitles,
-                                       "openface_csv": str(openface) if openface else clip.openface_csv})
-        return clip, CueExtractor(config).extract(clip)
-    except (MediaError, FaceModelMissing, ASRModelMissing, ValueError) as exc:
-        _fail(str(exc))
+
+def _one(path: Path, config, reasoner, transcript=None, subtitles=None, openface=None):
+    """One clip through the batch runner's path (errors raised, printed as one line)."""
+    from affectreason.batch import explain_one, items_in
+
+    return explain_one(items_in(path, transcript, subtitles, openface)[0], config, reasoner)
+
+
+def _batch(path: Path, out: Path | None, config, workers: int, spec, reasoner=None, done: str = "done") -> None:
+    """A folder or cues JSONL through the batch runner, with progress and a one-line summary; exit 1 on failures."""
+    from rich.progress import Progress
+
+    from affectreason.batch import items_in, run
+
+    if out is None:
+        _fail(f"a folder{' or cues JSONL' if spec is not None else ''} needs --out FILE.jsonl for its results")
+    items = items_in(path)
+    cue_first = spec is not None and spec.batching() != "processes"
+    with Progress(console=err) as progress:
+        cue_task = progress.add_task("cues", total=len(items), visible=cue_first)
+        task = progress.add_task(f"{'explain' if spec is not None else 'cues'} -> {out}", total=len(items))
+        result = run(items, out, config, spec, reasoner, workers, on_done=lambda r: progress.advance(task),
+                     on_cue=lambda r: progress.advance(cue_task), source=path)
+        progress.update(task, completed=len(items))
+    err.print(f"{result.ok} clips {done}, {len(result.failed)} failed, {result.skipped} already done before")
+    if result.failed:
+        for clip_id, error in sorted(result.failed.items()):
+            err.print(f"  failed {clip_id}: {error[:200]}", highlight=False, markup=False)
+        err.print(f"error records in {out}; run the same command again to retry the {len(result.failed)} failed "
+                  "clips only", highlight=False)
+        raise typer.Exit(1)
+
+
+def _show(result, as_json: bool) -> None:
+    """Print one clip's {cues, explanation} as JSON, or render it."""
+    if as_json:
+        sys.stdout.write(json.dumps({"cues": result.cues.model_dump(mode="json"),
+                                     "explanation": result.explanation.model_dump(mode="json")},
+                                    ensure_ascii=False) + "\n")
+    else:
+        from affectreason.reason.render import render_explanation
+
+        render_explanation(result.cues, result.explanation, Console())
 
 
 @app.command("cues")
@@ -181,20 +240,20 @@ def cues_cmd(path: ClipPath, out: BatchOut = None,
 
     config = CueConfig(fps=fps, face_model=face_model, asr_model=asr_model, asr=not no_asr, egemaps=with_egemaps)
     if path.is_dir() or out is not None:
-        _batch(path, out, config, workers, backend=None)
+        _batch(path, out, config, workers, None)
         return
-    clip, cues = _one_clip_cues(path, config, transcript, subtitles, openface)
+    result = _one(path, config, None, transcript, subtitles, openface)
     if plot:
         from affectreason.cues.plot import plot_cues
 
-        plot_cues(clip, cues, plot)
+        plot_cues(result.clip, result.cues, plot)
         err.print(f"plot written to {plot}")
     if as_json:
-        sys.stdout.write(cues.model_dump_json() + "\n")
+        sys.stdout.write(result.cues.model_dump_json() + "\n")
     else:
         from affectreason.cues.textualize import textualize
 
-        Console().print(textualize(cues), highlight=False)
+        Console().print(textualize(result.cues), highlight=False)
 
 
 @app.command("explain")
@@ -212,73 +271,20 @@ def explain_cmd(path: ClipPath, out: BatchOut = None,
                 asr_model: AsrModel = None, no_asr: NoAsr = False, transcript: TranscriptOpt = None,
                 subtitles: SubtitlesOpt = None, openface: OpenFaceOpt = None) -> None:
     """Explain the emotion of a clip: cues, a chain of thought, open-vocabulary labels, grounding."""
+    from affectreason.backends.load import BackendSpec, load_reasoner
     from affectreason.cues.pipeline import CueConfig
-    from affectreason.models.causal_lm import ModelMissing
-    from affectreason.reason.explain import BackendSpec, load_reasoner
 
     spec = BackendSpec(backend, model, adapter, endpoint, server_model, api_key, max_new_tokens, label_endpoint,
                        label_model)
     config = CueConfig(fps=fps, face_model=face_model, asr_model=asr_model, asr=not no_asr)
-    if spec.name == "vllm" and (path.is_dir() or out is not None):
-        _vllm_batch(path, out, config, workers, spec)
+    note = lambda line: err.print(f"[dim]{line}[/dim]")  # noqa: E731
+    if _is_batch(path, out):
+        # local models load in each worker; a server or an engine once, here, before any clip is decoded
+        reasoner = load_reasoner(spec, note) if spec.batching() != "processes" else None
+        engine = spec.batching() == "engine"
+        _batch(path, out, config, workers, spec, reasoner, "explained in one vLLM batch" if engine else "done")
         return
-    if path.is_dir() or out is not None:
-        _batch(path, out, config, workers, backend=spec)
-        return
-    try:
-        reasoner = load_reasoner(spec, note=lambda line: err.print(f"[dim]{line}[/dim]"))
-    except (ValueError, ModelMissing, ImportError) as exc:
-        from rich.markup import escape
-
-        _fail(escape(str(exc)))
-    _explain_one(path, config, transcript, subtitles, openface, reasoner, as_json)
-
-
-def _explain_one(path: Path, config, transcript, subtitles, openface, reasoner, as_json: bool) -> None:
-    """Cues of one clip, explained by ``reasoner``, printed as JSON or rendered."""
-    from affectreason.reason.explain import explain_cues
-    from affectreason.reason.prompts import PromptError
-    from affectreason.serve.client import EndpointError
-
-    clip, cues = _one_clip_cues(path, config, transcript, subtitles, openface)
-    try:
-        explanation = explain_cues(cues, reasoner, clip)
-    except (EndpointError, PromptError) as exc:
-        _fail(str(exc))
-    if as_json:
-        sys.stdout.write(json.dumps({"cues": cues.model_dump(mode="json"),
-                                     "explanation": explanation.model_dump(mode="json")}, ensure_ascii=False) + "\n")
-    else:
-        from affectreason.reason.render import render_explanation
-
-        render_explanation(cues, explanation, Console())
-
-
-def _batch(path: Path, out: Path | None, config, workers: int, backend) -> None:
-    from rich.progress import Progress
-
-    from affectreason.cues.pipeline import clips_in, extract_batch
-    from affectreason.media import MediaError
-
-    if out is None:
-        _fail("a folder needs --out FILE.jsonl for its results")
-    try:
-        clips = clips_in(path)
-    except MediaError as exc:
-        _fail(str(exc))
-    with Progress(console=err) as progress:
-        task = progress.add_task(f"{'explain' if backend else 'cues'} -> {out}", total=len(clips))
-        counts = extract_batch(clips, out, config, workers, on_done=lambda r: progress.advance(task), backend=backend)
-        progress.update(task, completed=len(clips))
-    _batch_summary(counts, out, "done")
-
-
-def _batch_summary(counts: dict[str, int], out: Path, done: str) -> None:
-    """One line of batch counts; exit status 1 when a clip failed."""
-    err.print(f"{counts['ok']} clips {done}, {counts['failed']} failed (error records in {out}), "
-              f"{counts['skipped']} already done before")
-    if counts["failed"]:
-        raise typer.Exit(1)
+    _show(_one(path, config, load_reasoner(spec, note), transcript, subtitles, openface), as_json)
 
 
 @app.command("data")
@@ -299,58 +305,20 @@ def data_cmd(
 
     from affectreason.data.build import build_dataset
     from affectreason.data.recipe import anchors_dir, load_data_recipe
+    from affectreason.data.summary import summary_lines
 
-    try:
-        spec = load_data_recipe(recipe, overrides)
-        with Progress(console=err, transient=True) as progress:
-            current: list = []
-            result = build_dataset(
-                spec, out, anchors_dir(anchors), data_dir, strict, tokenizer,
-                stage=lambda name, total: current.append(progress.add_task(name, total=total)),
-                step=lambda: progress.advance(current[-1]))
-    except USER_ERRORS as exc:
-        _fail(str(exc))
-    counts = result.manifest["counts"]
+    spec = load_data_recipe(recipe, overrides)
+    with Progress(console=err, transient=True) as progress:
+        current: list = []
+        result = build_dataset(spec, out, anchors_dir(anchors), data_dir, strict, tokenizer,
+                               stage=lambda name, total: current.append(progress.add_task(name, total=total)),
+                               step=lambda: progress.advance(current[-1]))
     if as_json:
-        sys.stdout.write(json.dumps({"out": str(out), "counts": counts, "stats": result.stats}, ensure_ascii=False)
-                         + "\n")
+        sys.stdout.write(json.dumps({"out": str(out), "counts": result.manifest["counts"], "stats": result.stats},
+                                    ensure_ascii=False) + "\n")
         return
-    splits = ", ".join(f"{k} {v}" for k, v in counts["splits"].items())
-    labels = result.stats["labels"]
-    top = ", ".join(f"{k} {v}" for k, v in list(labels["frequencies"].items())[:8])
-    tokens = result.stats["tokens"]
-    err.print(f"{spec.name}: {counts['records']} records ({splits}) from {counts['rows']} rows; "
-              f"{counts['duplicates']} duplicate ids, {counts['incomplete']} incomplete rows, "
-              f"{counts['issues']} issues (issues.jsonl)", highlight=False)
-    for issue in result.issues[:5]:
-        err.print(f"  [yellow]{issue}[/yellow]", highlight=False)
-    err.print(f"labels: {labels['vocabulary_size']} distinct; {top}", highlight=False)
-    err.print(f"tokens ({tokens['counted_by']}): prompt median {tokens['user']['median']:.0f}, "
-              f"target median {tokens['assistant']['median']:.0f} (max {tokens['assistant']['max']})", highlight=False)
-    err.print("modalities: " + ", ".join(f"{k} {v:.0%}" for k, v in result.stats["modalities"].items()),
-              highlight=False)
-    if "teacher" in result.stats:
-        teacher = result.stats["teacher"]
-        err.print(f"teacher: kept {teacher['kept']}/{teacher['asked']} ({teacher['kept_share']:.1%}); "
-                  f"{teacher['outcomes']}", highlight=False)
-    err.print(f"written to {out}: " + ", ".join(f"{k}.jsonl" for k in counts["splits"])
-              + ", dataset/, sharegpt/ (dataset_info.json), stats.json, manifest.json", highlight=False)
-
-
-def _vllm_batch(path: Path, out: Path | None, config, workers: int, spec) -> None:
-    from affectreason.media import MediaError
-    from affectreason.serve.offline import OfflineVLLM, explain_dataset
-
-    if out is None:
-        _fail("a folder needs --out FILE.jsonl for its results")
-    try:
-        reasoner = OfflineVLLM(spec.model or "", spec.adapter, spec.max_new_tokens)
-        counts = explain_dataset(path, out, reasoner, config, workers)
-    except (MediaError, ValueError, ImportError) as exc:
-        from rich.markup import escape
-
-        _fail(escape(str(exc)))
-    _batch_summary(counts, out, "explained in one vLLM batch")
+    for line in summary_lines(spec.name, result, out):
+        err.print(line, highlight=False, markup=False)
 
 
 @app.command("train")
@@ -364,44 +332,31 @@ def train_cmd(
     num_processes: Annotated[int | None, typer.Option("--num-processes", help="with --launch: processes")] = None,
 ) -> None:
     """LoRA / QLoRA fine-tuning of a chat LM on instruction data (loss on the assistant reply only)."""
-
     from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
 
-    from affectreason.media import MediaError
-    from affectreason.models.causal_lm import ModelMissing
-    from affectreason.train.recipe import RecipeError, load_recipe
-    from affectreason.train.sft import TrainError, train
-    from affectreason.train.sft_data import DataError
+    from affectreason.train.recipe import load_recipe
+    from affectreason.train.run import train
 
-    try:
-        spec = load_recipe(recipe, overrides)
-    except RecipeError as exc:
-        _fail(str(exc))
+    spec = load_recipe(recipe, overrides)
     if launch:
         import subprocess
 
         from affectreason.train.launch import launch_command
 
-        try:
-            command = launch_command(launch, [recipe, *(overrides or []), *(["--resume"] if resume else [])],
-                                     num_processes)
-        except TrainError as exc:
-            _fail(str(exc))
+        command = launch_command(launch, [recipe, *(overrides or []), *(["--resume"] if resume else [])],
+                                 num_processes)
         raise typer.Exit(subprocess.call(command))
     columns = [TextColumn("step {task.completed}/{task.total}"), BarColumn(), TextColumn("{task.fields[status]}"),
                TimeRemainingColumn()]
     main_process = os.environ.get("RANK", "0") == "0"
-    try:
-        with Progress(*columns, console=err, disable=not main_process) as progress:
-            task = progress.add_task("train", total=spec.schedule.max_steps, status="")
+    with Progress(*columns, console=err, disable=not main_process) as progress:
+        task = progress.add_task("train", total=spec.schedule.max_steps, status="")
 
-            def on_step(record: dict) -> None:
-                status = f"loss {record['loss']:.4f}  {record['tokens_per_s']:.0f} tok/s"
-                progress.update(task, completed=record["step"], status=status)
+        def on_step(record: dict) -> None:
+            status = f"loss {record['loss']:.4f}  {record['tokens_per_s']:.0f} tok/s"
+            progress.update(task, completed=record["step"], status=status)
 
-            result = train(spec, resume=resume, on_step=on_step)
-    except (TrainError, DataError, ModelMissing, MediaError, ValueError) as exc:
-        _fail(str(exc))
+        result = train(spec, resume=resume, on_step=on_step)
     if main_process:
         err.print(f"{result.steps} steps; final loss {result.losses[-1][1]:.4f}; {result.data}; eval {result.eval}; "
                   f"adapter in {result.adapter_dir}")
@@ -415,15 +370,12 @@ def export_cmd(
     merge: Annotated[bool, typer.Option("--merge", help="merge the adapter into the base weights")] = False,
 ) -> None:
     """Export a trained adapter: --merge writes base + adapter as one plain model folder."""
-    from affectreason.train.export import ExportError, merge_adapter
+    from affectreason.train.export import merge_adapter
 
     if not merge:
         _fail("nothing to do: the adapter folder is already in peft format (vLLM --lora-modules reads it); "
               "pass --merge to write a merged model")
-    try:
-        err.print(f"merged model written to {merge_adapter(base, adapter, out)}")
-    except ExportError as exc:
-        _fail(str(exc))
+    err.print(f"merged model written to {merge_adapter(base, adapter, out)}")
 
 
 ServerUrl = Annotated[str, typer.Option("--server", help="OpenAI-compatible base URL, e.g. http://127.0.0.1:8000/v1")]
@@ -449,19 +401,16 @@ def serve_cmd(
     """Serve a model and its LoRA adapters through vLLM's OpenAI-compatible server, until Ctrl-C."""
     from affectreason.serve import launch
 
-    try:
-        config = launch.ServerConfig(str(model), launch.parse_adapters(adapter or []), host, port,
-                              api_key or os.environ.get("AFFECTREASON_API_KEY"), str(media_dir) if media_dir else None,
-                              served_name, max_model_len, kv_cache_gib=kv_cache_gib, python=python)
-        server = launch.VLLMServer(config)
-        err.print(f"starting vLLM ({server.flavour}) for {config.name}"
-                  f"{' + ' + ', '.join(config.adapters) if config.adapters else ''}; waiting for it to be healthy")
-        names = ", ".join([config.name, *config.adapters])
-        code = launch.serve_forever(server, lambda url: typer.echo(f"serving {names} at {url}"), ready_timeout)
-    except (launch.VLLMMissing, ValueError, launch.ServerFailed) as exc:
-        from rich.markup import escape
-
-        _fail(escape(str(exc)))  # the install hint's "affectreason[serve]" is not markup
+    config = launch.ServerConfig(str(model), launch.parse_adapters(adapter or []), host, port,
+                                 api_key or os.environ.get("AFFECTREASON_API_KEY"),
+                                 str(media_dir) if media_dir else None, served_name, max_model_len,
+                                 kv_cache_gib=kv_cache_gib, python=python)
+    server = launch.VLLMServer(config)
+    err.print(f"starting vLLM ({server.flavour}) for {config.name}"
+              f"{' + ' + ', '.join(config.adapters) if config.adapters else ''}; waiting for it to be healthy",
+              markup=False)
+    names = ", ".join([config.name, *config.adapters])
+    code = launch.serve_forever(server, lambda url: typer.echo(f"serving {names} at {url}"), ready_timeout)
     raise typer.Exit(code)
 
 
@@ -489,47 +438,22 @@ def query_cmd(
     no_asr: NoAsr = False, transcript: TranscriptOpt = None, subtitles: SubtitlesOpt = None,
 ) -> None:
     """Explain clips with a served model: cues extracted here, a JSON-schema answer parsed into an Explanation."""
+    from affectreason.backends.load import BackendSpec, load_reasoner
+    from affectreason.backends.server import QueryConfig
     from affectreason.cues.pipeline import CueConfig
-    from affectreason.serve.query import QueryConfig, connect
 
     qconfig = QueryConfig(concurrency, timeout, retries, backoff, max_tokens, max_chars, max_items, frames, audio,
                           prompt)
+    spec = BackendSpec("server", endpoint=server, server_model=model, api_key=api_key, server=qconfig)
     config = CueConfig(fps=fps, face_model=face_model, asr_model=asr_model, asr=not no_asr)
-    try:
-        reasoner = connect(server, model, api_key, qconfig)
-    except (EndpointError, ValueError) as exc:
-        _fail(str(exc))
-    if path.is_dir() or out is not None or path.suffix.lower() == ".jsonl":
-        _query_batch(path, out, reasoner, config, workers)
+    reasoner = load_reasoner(spec)
+    if _is_batch(path, out):
+        _batch(path, out, config, workers, spec, reasoner, "explained")
         return
-    _explain_one(path, config, transcript, subtitles, None, reasoner, as_json)
+    _show(_one(path, config, reasoner, transcript, subtitles), as_json)
 
 
-def _query_batch(path: Path, out: Path | None, reasoner, config, workers: int) -> None:
-    from rich.progress import Progress
-
-    from affectreason.media import MediaError
-    from affectreason.serve.batch import load_items
-    from affectreason.serve.query import query_batch
-
-    if out is None:
-        _fail("a folder or cues JSONL needs --out FILE.jsonl for its results")
-    with Progress(console=err) as progress:
-        try:
-            cue_task = progress.add_task("cues", total=None)
-            items = load_items(path, out, config, workers, on_cue=lambda r: progress.advance(cue_task))
-        except (MediaError, ValueError) as exc:
-            _fail(str(exc))
-        progress.update(cue_task, total=len(items), completed=len(items))
-        task = progress.add_task(f"{reasoner.client.model} -> {out}", total=len(items))
-        result = query_batch(items, out, reasoner, on_done=lambda r: progress.advance(task))
-        progress.update(task, completed=len(items))
-    err.print(f"{result.ok} clips explained, {len(result.failed)} failed, {result.skipped} already done before")
-    if result.failed:
-        for clip_id, error in sorted(result.failed.items()):
-            err.print(f"  failed {clip_id}: {error[:200]}", highlight=False)
-        err.print(f"run the same command again to retry the {len(result.failed)} failed clips only")
-        raise typer.Exit(1)
+app.add_typer(score_app, name="score")  # last: verbs appear in lifecycle order
 
 
 def _version(value: bool) -> None:

@@ -5,6 +5,7 @@ Bad lines (not JSON, or JSON that is not an object) are handled by a policy the 
 - ``"skip_last"``: a cut-off *last* line is skipped (what an interrupted run leaves behind), any other bad
   line raises (files this package wrote itself and then appends to: batch outputs, cue caches);
 - ``"skip"``: every bad line is skipped (best-effort scans, e.g. counting what a run already did).
+``on_bad(where, problem)`` is told of each skipped line (``where`` is ``file:line``), e.g. to record it as an issue.
 Blank lines are always skipped. Appends are flushed line by line, so a killed run leaves at most one torn line.
 """
 
@@ -12,7 +13,7 @@ from __future__ import annotations
 
 import json
 import os
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 from typing import IO, Literal
 
@@ -26,8 +27,8 @@ class JSONLError(AffectReasonError, ValueError):
     """A JSONL file has a line that is not a JSON object; the message names the file and line."""
 
 
-def iter_jsonl(path: str | Path, bad_lines: BadLines = "raise",
-               error: type[Exception] = JSONLError) -> Iterator[tuple[int, dict]]:
+def iter_jsonl(path: str | Path, bad_lines: BadLines = "raise", error: type[Exception] = JSONLError,
+               on_bad: Callable[[str, str], None] | None = None) -> Iterator[tuple[int, dict]]:
     """``(line number, object)`` for each line of ``path``; bad lines as ``bad_lines`` says (``error`` raised)."""
     path = Path(path)
     text = read_utf8(path, error) if path.read_bytes().strip() else ""  # an empty file holds no records
@@ -45,7 +46,8 @@ def iter_jsonl(path: str | Path, bad_lines: BadLines = "raise",
         if problem is None:
             yield lineno, value
         elif bad_lines == "skip" or (bad_lines == "skip_last" and lineno == last):
-            continue
+            if on_bad is not None:
+                on_bad(f"{path}:{lineno}", problem)
         else:
             raise error(f"{path}:{lineno}: {problem}")
 

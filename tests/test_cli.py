@@ -148,3 +148,29 @@ def test_paired_comparison(ov, tmp_path, anchors):
 def test_version():
     out = run("--version")
     assert out.exit_code == 0 and out.stdout.startswith("affectreason ")
+
+
+def test_help_lists_the_verbs_in_lifecycle_order():
+    result = CliRunner().invoke(app, ["--help"], env={"COLUMNS": "120"})
+    verbs = [line.split()[1] for line in result.output.splitlines()
+             if line.startswith("│ ") and len(line.split()) > 2 and line.split()[1].isalpha()
+             and line.split()[1] in {"cues", "explain", "data", "train", "export", "serve", "query", "score"}]
+    assert verbs == ["cues", "explain", "data", "train", "export", "serve", "query", "score"]
+
+
+def test_a_bug_is_reported_as_a_bug_and_a_user_error_as_one_line(monkeypatch, tmp_path):
+    import affectreason.cli as cli
+
+    def broken(*args, **kwargs):
+        raise ZeroDivisionError("division by zero")
+
+    monkeypatch.setattr(cli, "score", broken)
+    gold = tmp_path / "gold.csv"
+    gold.write_text("name,openset\na,\"['happy']\"\n", encoding="utf-8")
+    bug = CliRunner().invoke(app, ["score", "hit", "--gold", str(gold), "--pred", str(gold)])
+    assert bug.exit_code == 1
+    assert "bug: ZeroDivisionError: division by zero" in bug.output and "this is a bug in affectreason" in bug.output
+    monkeypatch.undo()
+    user = CliRunner().invoke(app, ["score", "ov", "--gold", str(gold), "--pred", str(tmp_path / "none.csv")])
+    assert user.exit_code == 2 and user.output.startswith("error:") and "this is a bug" not in user.output
+    assert user.output.strip().endswith("none.csv: no such file") and len(user.output.splitlines()) == 1

@@ -13,7 +13,7 @@ from affectreason.backends.load import BackendSpec, load_reasoner
 from affectreason.cli import app
 from affectreason.models.causal_lm import ChatLM, ModelMissing
 from affectreason.reason.explain import explain_cues
-from affectreason.reason.messages import build_messages, explanation_schema
+from affectreason.reason.messages import bounded_schema, build_messages, explanation_schema
 from affectreason.schema import AUEvent, Cues, FaceFrame, Transcript
 from tests.judge_server import JudgeServer
 
@@ -81,7 +81,8 @@ def test_openai_backend_sends_the_schema_and_is_grounded():
         explanation = explain_cues(CUES, reasoner)
         request = server.state.requests[-1]
     assert request["response_format"]["type"] == "json_schema"
-    assert request["response_format"]["json_schema"]["schema"] == explanation_schema()
+    # the same bounded schema `affectreason query` sends (the redesign: one OpenAI-compatible reasoner)
+    assert request["response_format"]["json_schema"]["schema"] == bounded_schema(explanation_schema(), 400, 6)
     assert request["temperature"] == 0.0
     assert explanation.labels == ["happy"] and explanation.parse_status == "ok"
     assert explanation.backend == "openai" and explanation.model == "served"

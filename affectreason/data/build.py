@@ -130,8 +130,8 @@ def _prepare(recipe: DataRecipe, drafts: list[Draft], cues: dict[str, Cues], iss
 def _teacher_explanations(recipe: DataRecipe, prepared: list[Prepared], out: Path, anchors: Path | None,
                           data_dir: Path, stage: Stage | None, step: Step | None) -> tuple[dict, dict]:
     from affectreason.data.teacher import distill, drop_ungrounded, teacher_summary, write_verdicts
+    from affectreason.endpoint import ChatClient, ResponseCache
     from affectreason.eval.wheel import EmotionWheel
-    from affectreason.serve.client import ChatClient, ResponseCache
 
     spec = recipe.teacher
     if not spec.endpoint or not spec.model:

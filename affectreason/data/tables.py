@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from affectreason.data.record import DataError, Issue
+from affectreason.jsonl import iter_jsonl
 from affectreason.textfile import read_utf8
 
 KEY = "@key"  # the id of a row is the key of a JSON object keyed by id
@@ -61,18 +62,10 @@ def _read_csv(table: Table, id_key: str) -> None:
 
 
 def _read_jsonl(table: Table, id_key: str) -> None:
-    for lineno, line in enumerate(read_utf8(table.path, DataError).splitlines(), start=1):
-        if not line.strip():
-            continue
+    read_utf8(table.path, DataError)  # an empty or non-UTF-8 file is an error, not a table without rows
+    skipped = lambda where, problem: table.issues.append(Issue(where, "row", f"{problem}; skipped"))  # noqa: E731
+    for lineno, values in iter_jsonl(table.path, "skip", DataError, on_bad=skipped):
         where = f"{table.path}:{lineno}"
-        try:
-            values = json.loads(line)
-        except json.JSONDecodeError as exc:
-            table.issues.append(Issue(where, "row", f"not valid JSON ({exc.msg} at column {exc.colno}); skipped"))
-            continue
-        if not isinstance(values, dict):
-            table.issues.append(Issue(where, "row", f"a JSON object per line expected, got {type(values).__name__}"))
-            continue
         table.columns |= values.keys()
         _add(table, values, where, _text_id(values.get(id_key)), id_key)
 

@@ -19,13 +19,13 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from affectreason.endpoint import ChatClient, EndpointError, UnparseableAnswer
 from affectreason.eval.per_record import label_agreement  # the per-record scorer; importable from here as before
 from affectreason.eval.wheel import EmotionWheel
 from affectreason.reason.grounding import ground
 from affectreason.reason.messages import explanation_schema
 from affectreason.reason.parse import parse_explanation
 from affectreason.schema import Cues, Explanation
-from affectreason.serve.client import ChatClient, EndpointError, UnparseableAnswer
 
 
 @dataclass

@@ -22,13 +22,13 @@ from typing import TYPE_CHECKING, Protocol
 
 import numpy as np
 
+from affectreason.endpoint import UnparseableAnswer
 from affectreason.errors import DataError, UsageError
 from affectreason.eval.wheel import EmotionWheel
-from affectreason.serve.client import UnparseableAnswer
 
 if TYPE_CHECKING:
+    from affectreason.endpoint import ChatClient
     from affectreason.eval.embeddings import TextEncoder
-    from affectreason.serve.client import ChatClient
 
 
 class SynonymGrouping(Protocol):

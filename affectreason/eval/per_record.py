@@ -12,7 +12,7 @@ Conventions:
   mean over the 5 wheels) of the records whose gold is on a wheel; ``ew_n`` counts them; records
   whose gold is on no wheel (``neutral``) are left out of it, as ``score_ew`` leaves them out;
 - ``label_agreement`` of one record is its EW F-score when its gold is on a wheel, else its
-  exact-overlap F (so ``neutral`` vs ``neutral`` agrees).
+  exact-overlap F (so ``neutral`` vs ``neutral`` agrees); a record without gold labels agrees 0.0.
 All functions are pure (the wheel's mapping memo aside) and import no model.
 """
 
@@ -25,7 +25,7 @@ from affectreason.eval.alignment import align
 from affectreason.eval.ew import score_ew
 from affectreason.eval.ov import set_overlap
 from affectreason.eval.result import f_score
-from affectreason.eval.wheel import EmotionWheel
+from affectreason.eval.wheel import WHEELS, EmotionWheel
 from affectreason.schema import LabelRecord, normalize_labels
 
 DIGITS = 4  # figures() and label_agreement() round to this many decimals
@@ -63,7 +63,7 @@ def on_wheel(labels: Sequence[str], wheel: EmotionWheel) -> bool:
     >>> on_wheel(["neutral"], EmotionWheel({}, {}, {}))
     False
     """
-    return any(wheel.map_set(list(labels), w) for w in wheel.wheel_maps)
+    return any(wheel.map_set(list(labels), w) for w in WHEELS if w in wheel.wheel_maps)
 
 
 def score_labels(gold: Sequence[Sequence[str]], pred: Sequence[Sequence[str]],
@@ -102,6 +102,8 @@ def label_agreement(gold: Sequence[str], pred: Sequence[str], wheel: EmotionWhee
     1.0
     >>> round(label_agreement(["neutral", "bored"], ["neutral"], EmotionWheel({}, {}, {})), 4)
     0.6667
+    >>> label_agreement([], ["happy"], EmotionWheel({}, {}, {}))
+    0.0
     """
     scores = score_labels([gold], [pred], wheel)
     return round(scores.ew_fs, DIGITS) if scores.ew_n else scores.f1

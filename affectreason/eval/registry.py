@@ -41,10 +41,10 @@ from affectreason.eval.records import read_records
 from affectreason.eval.result import MetricResult
 
 if typing.TYPE_CHECKING:
+    from affectreason.endpoint import ChatClient
     from affectreason.eval.grouping import SynonymGrouping
     from affectreason.eval.judges.base import Judge
     from affectreason.eval.wheel import EmotionWheel
-    from affectreason.serve.client import ChatClient
 
 CACHE_ENV = "AFFECTREASON_CACHE_DIR"
 NEEDS_GROUPING = "choose a synonym grouping: --groups FILE.json (cached) or --grouping wheel|embedding|llm"
@@ -157,7 +157,7 @@ def judge_client(options: ScoreOptions) -> ChatClient:
     ...
     affectreason.errors.UsageError: an LLM judge needs --endpoint URL and --model NAME (any OpenAI-compatible server, e.g. a local vLLM)
     """  # noqa: E501
-    from affectreason.serve.client import ChatClient, ResponseCache
+    from affectreason.endpoint import ChatClient, ResponseCache
 
     if not options.endpoint or not options.model:
         raise UsageError(LLM_NEEDS_ENDPOINT)

@@ -53,33 +53,24 @@ def evaluate(model, tokenizer, data: Dataset, batch_size: int, chats=None, recip
 
 def _label_metrics(model, tokenizer, chats, recipe: Recipe) -> dict:
     """Generate replies to held-out chats and score their labels against the references'."""
-    from affectreason.eval.alignment import align
-    from affectreason.eval.ov import set_overlap
-    from affectreason.eval.result import f_score
+    from affectreason.eval.per_record import score_labels
     from affectreason.reason.parse import parse_explanation
-    from affectreason.schema import LabelRecord
 
     gold, pred = [], []
-    for i, messages in enumerate(chats):
+    for messages in chats:
         inputs = tokenizer.apply_chat_template(messages[:-1], add_generation_prompt=True, return_dict=True,
                                                return_tensors="pt").to(model.device)
         output = model.generate(**inputs, max_new_tokens=recipe.eval.max_new_tokens, do_sample=False,
                                 pad_token_id=tokenizer.pad_token_id or tokenizer.eos_token_id)
         reply = tokenizer.decode(output[0][inputs["input_ids"].shape[1]:], skip_special_tokens=True)
-        gold.append(LabelRecord(name=str(i), labels=parse_explanation(messages[-1]["content"]).labels))
-        pred.append(LabelRecord(name=str(i), labels=parse_explanation(reply).labels))
-    pairs = [set_overlap(set(g.labels), set(p.labels)) for g, p in zip(gold, pred, strict=True) if g.labels]
-    accuracy = sum(a for a, _ in pairs) / max(len(pairs), 1)
-    recall = sum(r for _, r in pairs) / max(len(pairs), 1)
-    figures = {"label_accuracy": round(accuracy, 4), "label_recall": round(recall, 4),
-               "label_f1": round(f_score(accuracy, recall), 4)}
+        gold.append(parse_explanation(messages[-1]["content"]).labels)
+        pred.append(parse_explanation(reply).labels)
+    wheel = None
     if recipe.eval.wheel_dir:
-        from affectreason.eval.ew import score_ew
         from affectreason.eval.wheel import EmotionWheel
 
         wheel = EmotionWheel.load(recipe.eval.wheel_dir)
-        figures["ew_fs"] = round(score_ew(align(gold, pred), wheel).summary["fs"], 4)
-    return figures
+    return score_labels(gold, pred, wheel).figures()
 
 
 def train_sft(recipe: Recipe, resume: bool = False, stop_after: int | None = None,

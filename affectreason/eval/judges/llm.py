@@ -14,11 +14,11 @@ from __future__ import annotations
 
 import re
 
+from affectreason.endpoint import ChatClient, UnparseableAnswer
 from affectreason.eval.judges.base import PairScore
 from affectreason.labels import parse_label_answer
 from affectreason.reason.prompts import load_prompt
 from affectreason.schema import LabelRecord
-from affectreason.serve.client import ChatClient, UnparseableAnswer
 
 SCORE_LINE = re.compile(r"score\W{0,10}?(\d+(?:\.\d+)?)\s*(?:/\s*10|out of 10)?", re.IGNORECASE)
 NUMBER = re.compile(r"(?<![\w.])(\d+(?:\.\d+)?)(?:\s*/\s*10)?(?![\w.])")
