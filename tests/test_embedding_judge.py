@@ -97,3 +97,20 @@ def test_ov_embedding_grouping_on_anchors(encoder, anchors):
     assert result.summary["accuracy"] == pytest.approx(0.5109, abs=2e-3)
     assert result.summary["recall"] == pytest.approx(0.4007, abs=2e-3)
     assert result.info["grouping"]["cache_hit_rate"] > 0.5
+
+
+def test_batched_label_encoding_gives_the_clip_by_clip_scores(anchors):
+    """``score_ov`` encodes every label in one batch first (EmbeddingGrouping.prepare); the groups and figures
+    equal those of encoding clip by clip, as the grouping did before."""
+    ov = anchors / "mer2024_ov"
+    aligned = align(read_records(ov / "ground_truth.csv"), read_records(ov / "example_predictions.csv"))
+
+    class ClipByClip(EmbeddingGrouping):
+        def prepare(self, labels):  # the old path: each clip encodes its own new labels
+            pass
+
+    batched = score_ov(aligned, EmbeddingGrouping(TextEncoder(), threshold=0.5))
+    lazy = score_ov(aligned, ClipByClip(TextEncoder(), threshold=0.5))
+    assert batched.summary == lazy.summary and batched.n == lazy.n > 100
+    rows = {r["name"]: (r["gold"], r["pred"]) for r in batched.rows()}
+    assert rows == {r["name"]: (r["gold"], r["pred"]) for r in lazy.rows()}

@@ -34,6 +34,10 @@ def test_example_clip_is_explained_as_positive_with_grounded_clues(example_json,
     assert face["start"] is not None and face["end"] is not None
     assert explanation["grounding"]["score"] == 1.0
     assert example_json["cues"]["transcript"]["source"] == "asr"
+    # the README's first command: the label `delighted`, AU12 at its ceiling (the clip is one still smile)
+    assert explanation["labels"] == ["delighted"]
+    au12 = max(e["peak"] for e in example_json["cues"]["au_events"] if e["au"] == "AU12")
+    assert au12 == 5.0 and "AU12 (lip corner puller) at 5.0/5" in face["text"]
 
 
 def test_readable_output_and_auto_note():

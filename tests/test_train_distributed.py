@@ -42,10 +42,10 @@ def test_two_processes_match_one(task, tiny_qwen2, tmp_path):
     assert out.exit_code == 0, out.output
     resolved = json.loads((tmp_path / "two" / "run" / "recipe.resolved.json").read_text())
     assert resolved["processes"] == 2
-    assert _losses(tmp_path / "two" / "run") == pytest.approx(_losses(tmp_path / "one" / "run"), rel=1e-4)
+    assert _losses(tmp_path / "two" / "run") == pytest.approx(_losses(tmp_path / "one" / "run"), rel=1e-6, abs=1e-6)
     a = load_file(tmp_path / "one" / "run" / "adapter" / "adapter_model.safetensors")
     b = load_file(tmp_path / "two" / "run" / "adapter" / "adapter_model.safetensors")
-    assert a.keys() == b.keys() and all(torch.allclose(a[k], b[k], atol=1e-5) for k in a)
+    assert a.keys() == b.keys() and all(torch.allclose(a[k], b[k], rtol=0, atol=1e-6) for k in a)
 
 
 def test_tensorboard_tracker_writes_events(task, tiny_qwen2, tmp_path):
@@ -73,7 +73,13 @@ def test_launch_configs_and_errors(task, tmp_path):
     with pytest.raises(TrainError, match="not a file and not one of"):
         launch_command("ddpp", [])
     train_file, _ = task
-    out = runner.invoke(app, ["train", "lora-chat", f"model.path={tmp_path}", f"data.train={train_file}",
-                              f"output_dir={tmp_path}", "schedule.report_to=[wandb]"])
-    if __import__("importlib").util.find_spec("wandb") is None:
-        assert out.exit_code == 2 and "the wandb package is not installed" in out.output
+    import importlib.util
+
+    real_find_spec = importlib.util.find_spec
+    # as on a machine without wandb, whether or not this one has it (CI does not)
+    hidden = lambda name, *args: None if name == "wandb" else real_find_spec(name, *args)  # noqa: E731
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(importlib.util, "find_spec", hidden)
+        out = runner.invoke(app, ["train", "lora-chat", f"model.path={tmp_path}", f"data.train={train_file}",
+                                  f"output_dir={tmp_path}", "schedule.report_to=[wandb]"])
+    assert out.exit_code == 2 and "the wandb package is not installed: `pip install wandb`" in out.output

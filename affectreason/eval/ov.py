@@ -49,6 +49,7 @@ def score_ov(aligned: Aligned, grouping: SynonymGrouping) -> MetricResult:
     """Set-level OV accuracy / recall / avg of aligned records under a synonym grouping."""
     rows: list[dict] = []
     skipped: list[str] = []
+    grouping.prepare(label for record in (*aligned.gold, *aligned.pred) for label in record.labels)
     for gold, pred in zip(aligned.gold, aligned.pred, strict=True):
         if not gold.labels:
             skipped.append(gold.name)

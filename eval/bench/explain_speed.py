@@ -17,6 +17,8 @@ import sys
 import time
 from pathlib import Path
 
+from timing import machine_line  # eval/bench/timing.py (scripts run from their folder)
+
 EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "happy_astronaut.mp4"
 
 
@@ -42,4 +44,6 @@ def main() -> None:
 
 
 if __name__ == "__main__":
+    print(machine_line("start"), flush=True)
     main()
+    print(machine_line("end"))

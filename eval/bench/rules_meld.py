@@ -16,6 +16,8 @@ import json
 import time
 from pathlib import Path
 
+from timing import machine_line  # eval/bench/timing.py (scripts run from their folder)
+
 from affectreason.eval.alignment import align
 from affectreason.eval.classification import closed_set, hit_rate
 from affectreason.eval.records import read_records
@@ -66,4 +68,6 @@ def main() -> None:
 
 
 if __name__ == "__main__":
+    print(machine_line("start"), flush=True)
     main()
+    print(machine_line("end"))

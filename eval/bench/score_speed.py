@@ -16,7 +16,7 @@ import random
 import tempfile
 from pathlib import Path
 
-from timing import timed  # eval/bench/timing.py (scripts run from their folder)
+from timing import machine_line, timed  # eval/bench/timing.py (scripts run from their folder)
 
 from affectreason.eval.alignment import align
 from affectreason.eval.classification import hit_rate
@@ -136,4 +136,6 @@ def main() -> None:
 
 
 if __name__ == "__main__":
+    print(machine_line("start"), flush=True)
     main()
+    print(machine_line("end"))

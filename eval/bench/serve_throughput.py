@@ -18,6 +18,8 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
+from timing import machine_line  # eval/bench/timing.py (scripts run from their folder)
+
 ROOT = Path(__file__).resolve().parents[2]
 WORDS = ["so glad you came", "I can't believe it", "leave me alone", "what a surprise", "this is fine"]
 
@@ -123,4 +125,6 @@ def main() -> None:
 
 
 if __name__ == "__main__":
+    print(machine_line("start"), flush=True)
     main()
+    print(machine_line("end"))

@@ -16,6 +16,8 @@ import sys
 import tempfile
 from pathlib import Path
 
+from timing import machine_line  # eval/bench/timing.py (scripts run from their folder)
+
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))  # tests/ builders, when run from a checkout
 
 
@@ -76,4 +78,6 @@ def main() -> None:
 
 
 if __name__ == "__main__":
+    print(machine_line("start"), flush=True)
     main()
+    print(machine_line("end"))
