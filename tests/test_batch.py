@@ -79,3 +79,41 @@ def test_a_loaded_reasoner_runs_in_this_process_over_known_cues(tmp_path):
     records = {json.loads(line)["clip"]["id"]: json.loads(line) for line in (tmp_path / "out.jsonl").open()}
     assert records["c0"]["explanation"]["backend"] == "rules" and records["c0"]["explanation"]["labels"]
     assert records["c0"]["explanation"]["grounding"]["score"] == 1.0
+
+
+def test_workers_die_with_their_parent_and_the_run_resumes(tmp_path):
+    """SIGKILL the parent of a folder run (as the OOM killer does): no process of the run outlives it by 10 s,
+    and running the same command again completes every clip once."""
+    import os
+    import shutil
+    import signal
+    import subprocess
+    import sys
+    import time
+    from pathlib import Path
+
+    import psutil
+
+    example = Path(__file__).resolve().parents[1] / "examples" / "happy_astronaut.mp4"
+    clips = tmp_path / "clips"
+    clips.mkdir()
+    for i in range(6):
+        shutil.copy(example, clips / f"c{i}.mp4")
+    out = tmp_path / "cues.jsonl"
+    command = [sys.executable, "-m", "affectreason.cli", "cues", str(clips), "--out", str(out), "--no-asr"]
+    parent = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.monotonic() + 120
+    children: list = []
+    while time.monotonic() < deadline and len(children) < 2:  # the two workers (and the resource tracker)
+        children = psutil.Process(parent.pid).children(recursive=True)
+        time.sleep(0.2)
+    assert len(children) >= 2
+    os.kill(parent.pid, signal.SIGKILL)
+    parent.wait()
+    gone, alive = psutil.wait_procs(children, timeout=10)
+    assert not alive, [p.cmdline() for p in alive]
+
+    done = subprocess.run(command, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr
+    ids = [json.loads(line)["clip"]["id"] for line in out.read_text().splitlines()]
+    assert sorted(ids) == [f"c{i}" for i in range(6)]
