@@ -453,7 +453,78 @@ def query_cmd(
     _show(_one(path, config, reasoner, transcript, subtitles), as_json)
 
 
-app.add_typer(score_app, name="score")  # last: verbs appear in lifecycle order
+app.add_typer(score_app, name="score")  # verbs appear in lifecycle order
+
+
+@app.command("eval")
+def eval_cmd(
+    target: Annotated[list[str], typer.Argument(help="a suite or task (name or YAML), or `compare DIR_A DIR_B`")],
+    out: Annotated[Path | None, typer.Option("--out", help="results folder (results.json, results.md, per task)")]
+    = None,
+    backend: Annotated[str, typer.Option("--backend", help="auto, rules, hf, openai or vllm")] = "rules",
+    model: Annotated[str | None, typer.Option("--model", help="hf / vllm: model folder")] = None,
+    adapter: Annotated[str | None, typer.Option("--adapter", help="hf / vllm: LoRA adapter folder")] = None,
+    endpoint: Endpoint = None,
+    server_model: Annotated[str | None, typer.Option("--server-model", help="openai: model name")] = None,
+    api_key: ApiKey = None,
+    max_new_tokens: Annotated[int, typer.Option("--max-new-tokens", help="hf: reply length")] = 384,
+    limit: Annotated[int | None, typer.Option("--limit", help="records per task")] = None,
+    anchors: Annotated[Path | None, typer.Option(
+        "--anchors", help="anchor data folder (or env AFFECTREASON_ANCHORS)")] = None,
+    data_dir: Annotated[Path, typer.Option("--data-dir", help="your copy of the clips, {data} in recipes")]
+    = Path("."),
+    wheel_dir: Annotated[Path | None, typer.Option("--wheel-dir", help="emotion wheel (default: ANCHORS/"
+                                                                       "emotion_wheel)")] = None,
+    resamples: Annotated[int, typer.Option("--bootstrap", help="bootstrap resamples for 95% CIs (0: none)")]
+    = 1000,
+    judge_endpoint: Annotated[str | None, typer.Option(
+        "--judge-endpoint", help="an LLM judge for EMER (OpenAI-compatible) instead of the embedding judge")] = None,
+    judge_model: Annotated[str | None, typer.Option("--judge-model", help="model at --judge-endpoint")] = None,
+    workers: WorkersOpt = 2,
+) -> None:
+    """Evaluate a backend on benchmark tasks: a MER-UniBench-style results table (or compare two runs)."""
+    from affectreason.backends.load import BackendSpec, load_reasoner
+    from affectreason.data.recipe import anchors_dir
+    from affectreason.suites import report
+    from affectreason.suites.run import EvalSettings, run_task
+    from affectreason.suites.task import resolve
+
+    if target[0] == "compare":
+        if len(target) != 3:
+            _fail("usage: affectreason eval compare DIR_A DIR_B")
+        found = anchors_dir(anchors)
+        rows = report.compare(Path(target[1]), Path(target[2]), resamples,
+                              wheel_dir or (found / "emotion_wheel" if found else None))
+        table = [r for r in rows if r.get("status") != "skipped"]
+        for r in table:
+            err.print(f"{r['task']:14s} {r['figure']:22s} A {r['a']:.4f}  B {r['b']:.4f}  B-A {r['diff']:+.4f} "
+                      f"[{r['ci_low']:+.4f}, {r['ci_high']:+.4f}]  p {r['p_value']:.3f}  n {r['n']}",
+                      highlight=False, markup=False)
+        for r in rows:
+            if r.get("status") == "skipped":
+                err.print(f"{r['task']:14s} skipped: {r['reason']}", highlight=False, markup=False)
+        sys.stdout.write(json.dumps(rows) + "\n")
+        return
+    if len(target) != 1:
+        _fail("give one suite or task (or `compare DIR_A DIR_B`)")
+    if out is None:
+        _fail("--out DIR is needed: results.json, results.md and the per-task files go there")
+    found = anchors_dir(anchors)
+    settings = EvalSettings(out=out, anchors=found, data_dir=data_dir,
+                            wheel_dir=wheel_dir or (found / "emotion_wheel" if found else None), workers=workers,
+                            resamples=resamples, judge_endpoint=judge_endpoint, judge_model=judge_model,
+                            api_key=api_key)
+    spec = BackendSpec(backend, model, adapter, endpoint, server_model, api_key, max_new_tokens)
+    suite, tasks = resolve(target[0], limit)
+    note = lambda line: err.print(f"[dim]{line}[/dim]")  # noqa: E731
+    reasoner = load_reasoner(spec, note) if spec.batching() != "processes" else None
+    results = [run_task(task, spec, settings, reasoner, note) for task in tasks]
+    payload = report.results_json(suite, results, spec.describe(),
+                                  {"limit": limit, "anchors": str(found) if found else None,
+                                   "data_dir": str(data_dir), "resamples": resamples})
+    report.write_results(payload, out)
+    report.render(payload, Console(stderr=True))
+    err.print(f"results in {out}/results.json and results.md", highlight=False)
 
 
 def _version(value: bool) -> None:
