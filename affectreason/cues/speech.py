@@ -88,13 +88,20 @@ def read_subtitles(path: str | Path) -> Transcript:
     if path.suffix.lower() == ".txt":
         return Transcript(text=" ".join(text.split()), source="subtitles")
     words: list[Word] = []
-    for block in re.split(r"\n\s*\n", text.replace("\r\n", "\n")):
+    text = text.replace("\r\n", "\n").replace("\r", "\n")
+    for block in re.split(r"\n\s*\n", text):
         lines = [line for line in block.strip().splitlines() if line.strip()]
         timing = next((i for i, line in enumerate(lines) if "-->" in line), None)
         if timing is None:
             continue
-        start_s, end_s = (part.strip().split(" ")[0] for part in lines[timing].split("-->"))
-        start, end = _seconds(start_s), _seconds(end_s)
+        parts = [part.strip().split(" ")[0] for part in lines[timing].split("-->")]
+        lineno = text[:text.find(lines[timing])].count("\n") + 1
+        try:
+            if len(parts) != 2:
+                raise MediaError(f"expected 'start --> end', got {lines[timing][:60]!r}")
+            start, end = _seconds(parts[0]), _seconds(parts[1])
+        except MediaError as exc:
+            raise MediaError(f"{path}:{lineno}: {exc}") from None
         tokens = re.sub(r"<[^>]+>", "", " ".join(lines[timing + 1:])).split()
         step = (end - start) / max(len(tokens), 1)
         words += [Word(text=tok, start=round(start + i * step, 3), end=round(start + (i + 1) * step, 3))

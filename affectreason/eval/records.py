@@ -65,20 +65,24 @@ def _record(row: dict, where: str, name_key: str, label_key: str | None) -> Labe
 
 
 def _read_csv(path: Path, text: str) -> Iterator[LabelRecord]:
-    reader = csv.DictReader(io.StringIO(text))
-    header = reader.fieldnames or []
-    name_key = _pick(header, NAME_KEYS)
-    label_key = _pick(header, LABEL_KEYS)
-    if name_key is None or (label_key is None and _pick(header, REASON_KEYS + SENTIMENT_KEYS) is None):
-        raise RecordError(
-            f"{path}:1: header {header} lacks the needed columns; expected a name column "
-            f"({'/'.join(NAME_KEYS)}) and a label column ({'/'.join(LABEL_KEYS)})"
-        )
-    for row in reader:
-        where = f"{path}:{reader.line_num}"
-        if None in row:
-            raise RecordError(f"{where}: more cells than header columns (an unquoted comma?)")
-        yield _record(row, where, name_key, label_key)
+    reader = csv.DictReader(io.StringIO(text, newline=""))
+    try:
+        header = reader.fieldnames or []
+        name_key = _pick(header, NAME_KEYS)
+        label_key = _pick(header, LABEL_KEYS)
+        if name_key is None or (label_key is None and _pick(header, REASON_KEYS + SENTIMENT_KEYS) is None):
+            raise RecordError(
+                f"{path}:1: header {header} lacks the needed columns; expected a name column "
+                f"({'/'.join(NAME_KEYS)}) and a label column ({'/'.join(LABEL_KEYS)})"
+            )
+        for row in reader:
+            where = f"{path}:{reader.line_num}"
+            if None in row:
+                raise RecordError(f"{where}: more cells than header columns (an unquoted comma?)")
+            yield _record(row, where, name_key, label_key)
+    except csv.Error as exc:  # e.g. a bare carriage return inside an unquoted field
+        raise RecordError(f"{path}:{reader.line_num}: not a readable CSV row ({exc}); quote fields that hold line "
+                          "breaks") from None
 
 
 def _read_jsonl(path: Path) -> Iterator[LabelRecord]:

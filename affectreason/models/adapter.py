@@ -8,13 +8,24 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+from affectreason.models.causal_lm import ModelMissing
+from affectreason.textfile import read_utf8
+
 ADAPTER_INFO = "affectreason_adapter.json"
 
 
 def adapter_info(adapter: str | Path | None) -> dict:
     """The recorded metadata of an adapter folder (empty when there is none)."""
     info = Path(adapter) / ADAPTER_INFO if adapter else None
-    return json.loads(info.read_text(encoding="utf-8")) if info is not None and info.is_file() else {}
+    if info is None or not info.is_file():
+        return {}
+    try:
+        value = json.loads(read_utf8(info, ModelMissing))
+    except json.JSONDecodeError as exc:
+        raise ModelMissing(f"{info}:{exc.lineno}: not valid JSON ({exc.msg}); re-train or fix the file") from None
+    if not isinstance(value, dict):
+        raise ModelMissing(f"{info}: expected a JSON object, got {type(value).__name__}")
+    return value
 
 
 def adapter_prompt(adapter: str | Path | None, default: str) -> str:
