@@ -33,10 +33,11 @@ import affectreason
 from affectreason.backends.load import BackendSpec, load_reasoner
 from affectreason.cues.pipeline import CueConfig, CueExtractor
 from affectreason.errors import AffectReasonError, UsageError
-from affectreason.jsonl import append_line, iter_jsonl, read_jsonl
+from affectreason.jsonl import append_line, drop_torn_tail, iter_jsonl, read_jsonl
 from affectreason.media import clips_in
 from affectreason.reason.explain import Reasoner, explain_cues
 from affectreason.schema import Clip, Cues, Explanation
+from affectreason.textfile import write_atomic
 
 OnDone = Callable[[dict], None]
 
@@ -74,6 +75,7 @@ class BatchResult:
     ok: int = 0
     skipped: int = 0
     failed: dict[str, str] = field(default_factory=dict)
+    warnings: list[str] = field(default_factory=list)
 
     def counts(self) -> dict[str, int]:
         """``{"skipped", "ok", "failed"}`` as numbers."""
@@ -248,9 +250,10 @@ def run(items: list[Item], out: str | Path, config: CueConfig | None = None, spe
     config = config or CueConfig()
     out = Path(out)
     out.parent.mkdir(parents=True, exist_ok=True)
+    torn = drop_torn_tail(out)
     finished = done_ids(out)
     todo = [item for item in items if item.clip.id not in finished]
-    result = BatchResult(out, skipped=len(items) - len(todo))
+    result = BatchResult(out, skipped=len(items) - len(todo), warnings=[torn] if torn else [])
     if reasoner is not None:
         batching = getattr(reasoner, "batching", "inline")
     else:
@@ -329,10 +332,7 @@ def write_manifest(out: Path, spec: BackendSpec | None, config: CueConfig, resul
         "cues": asdict(config),
         "runs": [*runs, {"started": started, "finished": _now(), **result.counts()}],
     }
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(json.dumps(manifest, indent=2, ensure_ascii=False), encoding="utf-8")
-    os.replace(tmp, path)
-    return path
+    return write_atomic(path, json.dumps(manifest, indent=2, ensure_ascii=False))
 
 
 def explain_one(item: Item, config: CueConfig | None, reasoner: Reasoner | None) -> Result:

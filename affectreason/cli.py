@@ -204,6 +204,8 @@ def _batch(path: Path, out: Path | None, config, workers: int, spec, reasoner=No
         result = run(items, out, config, spec, reasoner, workers, on_done=lambda r: progress.advance(task),
                      on_cue=lambda r: progress.advance(cue_task), source=path)
         progress.update(task, completed=len(items))
+    for warning in result.warnings:
+        err.print(f"[yellow]warning:[/yellow] {escape(warning)}", highlight=False)
     err.print(f"{result.ok} clips {done}, {len(result.failed)} failed, {result.skipped} already done before")
     if result.failed:
         for clip_id, error in sorted(result.failed.items()):

@@ -80,3 +80,20 @@ def write_jsonl(path: str | Path, records: Iterable[dict]) -> Path:
             handle.write(dumps(record) + "\n")
     os.replace(tmp, path)
     return path
+
+
+def drop_torn_tail(path: str | Path) -> str | None:
+    """Cut a last line that a killed writer left without its newline, so the next append starts a fresh line
+    (appended to the fragment, a new record would be lost inside a bad line). Returns a warning, or None."""
+    path = Path(path)
+    if not path.is_file() or path.stat().st_size == 0:
+        return None
+    with path.open("rb+") as handle:
+        handle.seek(-1, os.SEEK_END)
+        if handle.read(1) == b"\n":
+            return None
+        data = handle.seek(0) or handle.read()
+        keep = data.rfind(b"\n") + 1
+        handle.truncate(keep)
+    return (f"{path}: dropped a cut-off last line ({len(data) - keep} bytes) left by an interrupted run; "
+            "that item is redone")

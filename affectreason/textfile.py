@@ -19,3 +19,16 @@ def read_utf8(path: Path, error: type[Exception], empty: str = "the file is empt
         line = data[:offset].count(b"\n") + 1
         raise error(f"{path}:{line}: not valid UTF-8 (byte 0x{data[offset]:02x} at offset {offset}); "
                     "re-save the file as UTF-8") from None
+
+
+def write_atomic(path: Path, text: str) -> Path:
+    """Write ``text`` to ``path`` through a temporary file beside it, renamed over it: a reader never sees a
+    half-written report, manifest or cache, even when the writer is killed."""
+    import os
+
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    tmp.write_text(text, encoding="utf-8")
+    os.replace(tmp, path)
+    return path

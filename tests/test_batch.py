@@ -117,3 +117,16 @@ def test_workers_die_with_their_parent_and_the_run_resumes(tmp_path):
     assert done.returncode == 0, done.stderr
     ids = [json.loads(line)["clip"]["id"] for line in out.read_text().splitlines()]
     assert sorted(ids) == [f"c{i}" for i in range(6)]
+
+
+def test_a_cut_off_last_line_is_dropped_with_a_warning_and_redone(tmp_path):
+    items = read_items(_cues_jsonl(tmp_path, 3))
+    out = tmp_path / "out.jsonl"
+    run(items[:2], out, reasoner=RulesReasoner())
+    whole = out.read_bytes()
+    out.write_bytes(whole[: len(whole) - 40])  # killed while writing the second record
+    result = run(items, out, reasoner=RulesReasoner())
+    assert result.counts() == {"skipped": 1, "ok": 2, "failed": 0}
+    assert len(result.warnings) == 1 and "dropped a cut-off last line" in result.warnings[0]
+    records = [json.loads(line) for line in out.read_text().splitlines()]  # every line parses again
+    assert sorted(r["clip"]["id"] for r in records) == ["c0", "c1", "c2"]

@@ -43,6 +43,7 @@ from affectreason.data.tables import read_table
 from affectreason.labels import parse_labels
 from affectreason.reason.prompts import load_prompt
 from affectreason.schema import Cues, Explanation
+from affectreason.textfile import write_atomic
 
 Stage = Callable[[str, int], None]  # a stage starts: name, number of items
 Step = Callable[[], None]  # one item of the current stage is done
@@ -280,9 +281,9 @@ def build_dataset(recipe: DataRecipe, out: str | Path, anchors: Path | None = No
     stats = dataset_stats(records, *token_counter(tokenizer))
     if teacher is not None:
         stats["teacher"] = teacher
-    (out / "stats.json").write_text(json.dumps(stats, indent=2, ensure_ascii=False), encoding="utf-8")
+    write_atomic(out / "stats.json", json.dumps(stats, indent=2, ensure_ascii=False))
     jsonl.write_jsonl(out / "issues.jsonl",
                       ({"where": issue.where, "field": issue.field, "message": issue.message} for issue in issues))
     manifest = _manifest(recipe, paths, tables, counts, by_split, issues, teacher, sharegpt)
-    (out / "manifest.json").write_text(json.dumps(manifest, indent=2, ensure_ascii=False), encoding="utf-8")
+    write_atomic(out / "manifest.json", json.dumps(manifest, indent=2, ensure_ascii=False))
     return BuildResult(out, records, stats, issues, manifest)

@@ -11,6 +11,7 @@ from rich.table import Table
 
 import affectreason
 from affectreason.eval.result import MetricResult
+from affectreason.textfile import write_atomic
 
 
 def _clean(value):
@@ -49,7 +50,7 @@ def write_json(data: dict, path: str | Path) -> None:
     """Write a report dict as indented JSON."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps(_clean(data), indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
+    write_atomic(path, json.dumps(_clean(data), indent=2, ensure_ascii=False) + "\n")
 
 
 def _fmt(value: float) -> str:

@@ -9,7 +9,7 @@ import json
 from pathlib import Path
 
 from affectreason.models.causal_lm import ModelMissing
-from affectreason.textfile import read_utf8
+from affectreason.textfile import read_utf8, write_atomic
 
 ADAPTER_INFO = "affectreason_adapter.json"
 
@@ -36,5 +36,4 @@ def adapter_prompt(adapter: str | Path | None, default: str) -> str:
 def write_adapter_info(folder: Path, info: dict) -> Path:
     """Record ``info`` beside the adapter in ``folder``."""
     path = Path(folder) / ADAPTER_INFO
-    path.write_text(json.dumps(info, indent=2), encoding="utf-8")
-    return path
+    return write_atomic(path, json.dumps(info, indent=2))

@@ -15,6 +15,7 @@ from affectreason.errors import UsageError
 from affectreason.eval.bootstrap import paired_comparison
 from affectreason.eval.registry import METRICS, score
 from affectreason.suites.run import TaskResult
+from affectreason.textfile import write_atomic
 
 RESULTS = "results.json"
 
@@ -64,13 +65,13 @@ HEADER = ["task", "figure", "value", "95% CI", "n", "failures", "note"]
 def write_results(report: dict, out: Path) -> tuple[Path, Path]:
     """``results.json`` and ``results.md`` in ``out``."""
     out.mkdir(parents=True, exist_ok=True)
-    (out / RESULTS).write_text(json.dumps(report, indent=2, ensure_ascii=False, default=str), encoding="utf-8")
+    write_atomic(out / RESULTS, json.dumps(report, indent=2, ensure_ascii=False, default=str))
     lines = [f"# {report['suite']}: {report['backend'].get('resolved')} {report['backend'].get('model') or ''}",
              "", f"affectreason {report['affectreason_version']}; values are percentages where the metric is a "
              "share, clue/label overlap on its 0-10 scale.", "", "| " + " | ".join(HEADER) + " |",
              "|" + "---|" * len(HEADER)]
     lines += ["| " + " | ".join(row) + " |" for row in rows(report, sources=True)]
-    (out / "results.md").write_text("\n".join(lines) + "\n", encoding="utf-8")
+    write_atomic(out / "results.md", "\n".join(lines) + "\n")
     return out / RESULTS, out / "results.md"
 
 
