@@ -27,6 +27,7 @@ from affectreason.eval.bootstrap import bootstrap_ci, paired_comparison
 from affectreason.eval.registry import METRICS, OPTIONS, Metric, MetricSpec, ScoreOptions, score
 from affectreason.eval.report import aggregate, render_comparison, render_table, write_json, write_per_sample
 from affectreason.eval.result import MetricResult
+from affectreason.media import DEFAULT_MAX_DURATION_S
 
 err = Console(stderr=True, soft_wrap=True)
 
@@ -172,6 +173,8 @@ LabelEndpoint = Annotated[str | None, typer.Option(
     "--label-endpoint", help="OpenAI-compatible server that extracts labels from free-text answers")]
 LabelModel = Annotated[str | None, typer.Option("--label-model", help="model at --label-endpoint")]
 EgemapsOpt = Annotated[bool, typer.Option("--egemaps", help="add openSMILE eGeMAPSv02 functionals")]
+MaxDuration = Annotated[float, typer.Option("--max-duration", help="seconds of a clip that are read; a longer "
+                                            "clip is cut there, with a warning (memory stays bounded)")]
 OpenFaceOpt = Annotated[Path | None, typer.Option("--openface", help="OpenFace 2.0 CSV: AUs instead of MediaPipe")]
 BatchOut = Annotated[Path | None, typer.Option("--out", help="JSONL output for a folder (resumable)")]
 ClipPath = Annotated[Path, typer.Argument(help="a clip (video, image or audio file) or a folder of clips")]
@@ -233,14 +236,16 @@ def cues_cmd(path: ClipPath, out: BatchOut = None,
              plot: Annotated[Path | None, typer.Option("--plot", help="write a PNG of the cues of one clip")] = None,
              fps: FpsOpt = 5.0, workers: WorkersOpt = 2, face_model: FaceModel = None, asr_model: AsrModel = None,
              no_asr: NoAsr = False, transcript: TranscriptOpt = None, subtitles: SubtitlesOpt = None,
-             openface: OpenFaceOpt = None, with_egemaps: EgemapsOpt = False) -> None:
+             openface: OpenFaceOpt = None, with_egemaps: EgemapsOpt = False,
+             max_duration: MaxDuration = DEFAULT_MAX_DURATION_S) -> None:
     """Extract facial AUs, prosody and a transcript from a clip (or every clip of a folder).
 
     One clip prints the textualized cue block (or --json); a folder writes one JSONL line per clip.
     """
     from affectreason.cues.pipeline import CueConfig
 
-    config = CueConfig(fps=fps, face_model=face_model, asr_model=asr_model, asr=not no_asr, egemaps=with_egemaps)
+    config = CueConfig(fps=fps, face_model=face_model, asr_model=asr_model, asr=not no_asr, egemaps=with_egemaps,
+                       max_duration_s=max_duration)
     if path.is_dir() or out is not None:
         _batch(path, out, config, workers, None)
         return
@@ -271,14 +276,16 @@ def explain_cmd(path: ClipPath, out: BatchOut = None,
                 as_json: Annotated[bool, typer.Option("--json", help="print {cues, explanation} as JSON")] = False,
                 fps: FpsOpt = 5.0, workers: WorkersOpt = 2, face_model: FaceModel = None,
                 asr_model: AsrModel = None, no_asr: NoAsr = False, transcript: TranscriptOpt = None,
-                subtitles: SubtitlesOpt = None, openface: OpenFaceOpt = None) -> None:
+                subtitles: SubtitlesOpt = None, openface: OpenFaceOpt = None,
+                max_duration: MaxDuration = DEFAULT_MAX_DURATION_S) -> None:
     """Explain the emotion of a clip: cues, a chain of thought, open-vocabulary labels, grounding."""
     from affectreason.backends.load import BackendSpec, load_reasoner
     from affectreason.cues.pipeline import CueConfig
 
     spec = BackendSpec(backend, model, adapter, endpoint, server_model, api_key, max_new_tokens, label_endpoint,
                        label_model)
-    config = CueConfig(fps=fps, face_model=face_model, asr_model=asr_model, asr=not no_asr)
+    config = CueConfig(fps=fps, face_model=face_model, asr_model=asr_model, asr=not no_asr,
+                       max_duration_s=max_duration)
     note = lambda line: err.print(f"[dim]{line}[/dim]")  # noqa: E731
     if _is_batch(path, out):
         # local models load in each worker; a server or an engine once, here, before any clip is decoded
@@ -438,6 +445,7 @@ def query_cmd(
     as_json: Annotated[bool, typer.Option("--json", help="print {cues, explanation} as JSON")] = False,
     fps: FpsOpt = 5.0, workers: WorkersOpt = 2, face_model: FaceModel = None, asr_model: AsrModel = None,
     no_asr: NoAsr = False, transcript: TranscriptOpt = None, subtitles: SubtitlesOpt = None,
+    max_duration: MaxDuration = DEFAULT_MAX_DURATION_S,
 ) -> None:
     """Explain clips with a served model: cues extracted here, a JSON-schema answer parsed into an Explanation."""
     from affectreason.backends.load import BackendSpec, load_reasoner
@@ -447,7 +455,8 @@ def query_cmd(
     qconfig = QueryConfig(concurrency, timeout, retries, backoff, max_tokens, max_chars, max_items, frames, audio,
                           prompt)
     spec = BackendSpec("server", endpoint=server, server_model=model, api_key=api_key, server=qconfig)
-    config = CueConfig(fps=fps, face_model=face_model, asr_model=asr_model, asr=not no_asr)
+    config = CueConfig(fps=fps, face_model=face_model, asr_model=asr_model, asr=not no_asr,
+                       max_duration_s=max_duration)
     reasoner = load_reasoner(spec)
     if _is_batch(path, out):
         _batch(path, out, config, workers, spec, reasoner, "explained")

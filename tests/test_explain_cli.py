@@ -84,3 +84,11 @@ def test_openface_csv_replaces_mediapipe_aus(tmp_path):
     assert data["cues"]["frames"][1]["aus"] == {"AU04": 3.5, "AU12": 0.0}
     face = data["explanation"]["observations"][0]
     assert "AU04" in face["text"] and "AU12" not in face["text"]
+
+
+def test_max_duration_cuts_a_long_clip_with_a_warning():
+    out = runner.invoke(app, ["cues", str(EXAMPLE), "--json", "--max-duration", "1", "--no-asr"])
+    assert out.exit_code == 0, out.output
+    cues = json.loads(out.stdout)
+    assert any("longer than 1 s: only the start was read" in w for w in cues["warnings"])
+    assert max(f["t"] for f in cues["frames"]) < 1.0
