@@ -272,6 +272,9 @@ def explain_cmd(path: ClipPath, out: BatchOut = None,
                 server_model: Annotated[str | None, typer.Option("--server-model", help="openai: model name")] = None,
                 api_key: ApiKey = None,
                 max_new_tokens: Annotated[int, typer.Option("--max-new-tokens", help="hf: reply length")] = 384,
+                no_constrain: Annotated[bool, typer.Option(
+                    "--no-constrain", help="hf: decode freely instead of under the bounded Explanation JSON "
+                    "schema (to compare)")] = False,
                 label_endpoint: LabelEndpoint = None, label_model: LabelModel = None,
                 as_json: Annotated[bool, typer.Option("--json", help="print {cues, explanation} as JSON")] = False,
                 fps: FpsOpt = 5.0, workers: WorkersOpt = 2, face_model: FaceModel = None,
@@ -283,7 +286,7 @@ def explain_cmd(path: ClipPath, out: BatchOut = None,
     from affectreason.cues.pipeline import CueConfig
 
     spec = BackendSpec(backend, model, adapter, endpoint, server_model, api_key, max_new_tokens, label_endpoint,
-                       label_model)
+                       label_model, constrain=not no_constrain)
     config = CueConfig(fps=fps, face_model=face_model, asr_model=asr_model, asr=not no_asr,
                        max_duration_s=max_duration)
     note = lambda line: err.print(f"[dim]{line}[/dim]")  # noqa: E731
@@ -392,7 +395,7 @@ ServerUrl = Annotated[str, typer.Option("--server", help="OpenAI-compatible base
 
 @app.command("serve")
 def serve_cmd(
-    model: Annotated[Path, typer.Option("--model", help="local model folder (HF format) to serve")],
+    model: Annotated[str, typer.Option("--model", help="model folder (HF format) or hub id (org/name[@revision])")],
     adapter: Annotated[list[str] | None, typer.Option(
         "--adapter", help="NAME=DIR: a peft LoRA adapter, served as model NAME (repeatable)")] = None,
     host: Annotated[str, typer.Option("--host", help="address to listen on")] = "127.0.0.1",

@@ -22,7 +22,9 @@ def token_counter(tokenizer_dir: str | None = None) -> tuple[Callable[[str], int
         return (lambda text: round(len(text) / CHARS_PER_TOKEN)), f"estimate: characters / {CHARS_PER_TOKEN}"
     from transformers import AutoTokenizer
 
-    tokenizer = AutoTokenizer.from_pretrained(tokenizer_dir, local_files_only=True)
+    from affectreason.models.hub import model_folder
+
+    tokenizer = AutoTokenizer.from_pretrained(model_folder(tokenizer_dir, "tokenizer"), local_files_only=True)
     return (lambda text: len(tokenizer(text, add_special_tokens=False)["input_ids"])), f"tokenizer {tokenizer_dir}"
 
 

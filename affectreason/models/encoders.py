@@ -50,9 +50,12 @@ class FrozenEncoder:
     def __post_init__(self) -> None:
         from transformers import AutoModel
 
-        self.modality = encoder_modality(self.path)
+        from affectreason.models.hub import model_folder
+
+        self.folder = model_folder(self.path, "encoder")
+        self.modality = encoder_modality(self.folder)
         try:
-            model = AutoModel.from_pretrained(self.path, local_files_only=True)
+            model = AutoModel.from_pretrained(self.folder, local_files_only=True)
         except (OSError, ValueError) as exc:
             raise ModelMissing(f"cannot load encoder {self.path} ({str(exc).splitlines()[0][:200]})") from None
         self.kind = model.config.model_type
@@ -63,7 +66,7 @@ class FrozenEncoder:
         self.model = model.eval().requires_grad_(False)
         self.config = model.config
         self.dim = self.config.hidden_size if self.kind != "whisper" else self.config.d_model
-        preprocessor = Path(self.path) / "preprocessor_config.json"
+        preprocessor = self.folder / "preprocessor_config.json"
         self.preprocess = json.loads(preprocessor.read_text()) if preprocessor.is_file() else {}
 
     def encode(self, frames: list[np.ndarray] | None = None, audio: np.ndarray | None = None,

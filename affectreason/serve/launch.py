@@ -53,7 +53,7 @@ class ServerConfig:
     """What to serve and how; the defaults suit a CPU-only machine."""
 
     model: str
-    """local model folder (HF format)"""
+    """a model folder (HF format) or a hub id (org/name[@revision]), downloaded once and cached"""
     adapters: dict[str, str] = field(default_factory=dict)
     """served name -> peft LoRA adapter folder"""
     host: str = "127.0.0.1"
@@ -81,7 +81,9 @@ class ServerConfig:
     @property
     def name(self) -> str:
         """The base model's name in requests."""
-        return self.served_name or Path(self.model).name
+        from affectreason.models.hub import display_name
+
+        return self.served_name or display_name(self.model)
 
 
 def parse_adapters(specs: list[str]) -> dict[str, str]:
@@ -144,9 +146,12 @@ def free_port(host: str = "127.0.0.1") -> int:
 
 def server_command(config: ServerConfig, flavour: str) -> list[str]:
     """The argv that starts vLLM's server for ``config``."""
-    if not (Path(config.model) / "config.json").is_file():
-        raise UsageError(f"{config.model} is not a local model folder (no config.json); nothing is downloaded")
-    cmd = [config.python, "-m", "vllm.entrypoints.openai.api_server", "--model", str(Path(config.model).resolve()),
+    from affectreason.models.hub import model_folder
+
+    folder = model_folder(config.model)
+    if not (folder / "config.json").is_file():
+        raise UsageError(f"{config.model} is not a model folder (no config.json)")
+    cmd = [config.python, "-m", "vllm.entrypoints.openai.api_server", "--model", str(folder.resolve()),
            "--served-model-name", config.name, "--host", config.host, "--port", str(config.port),
            "--structured-outputs-config", json.dumps({"backend": "guidance", "disable_any_whitespace": True}),
            # vLLM's --api-key leaves /invocations and /metrics open; this guard closes every path but /health
@@ -155,7 +160,7 @@ def server_command(config: ServerConfig, flavour: str) -> list[str]:
         cmd += ["--enable-lora", "--max-lora-rank", str(max_lora_rank(config.adapters)),
                 "--max-loras", str(len(config.adapters)), "--lora-modules",
                 *(f"{name}={folder}" for name, folder in config.adapters.items())]
-    limits = multimodal_limits(config.model, config.max_images)
+    limits = multimodal_limits(str(folder), config.max_images)
     if limits:
         cmd += ["--limit-mm-per-prompt", json.dumps(limits)]
     if config.media_dir:

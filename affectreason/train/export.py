@@ -17,7 +17,9 @@ def merge_adapter(base: str | Path, adapter: str | Path, out: str | Path) -> Pat
     from peft import PeftModel
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
-    base, adapter, out = Path(base), Path(adapter), Path(out)
+    from affectreason.models.hub import model_folder
+
+    base, adapter, out = model_folder(base, "base model"), model_folder(adapter, "adapter"), Path(out)
     config = json.loads((base / "config.json").read_text()) if (base / "config.json").is_file() else None
     if config is None:
         raise ExportError(f"{base} is not a model folder (no config.json)")
