@@ -541,6 +541,48 @@ def eval_cmd(
     err.print(f"results in {out}/results.json and results.md", highlight=False)
 
 
+@app.command("demo")
+def demo_cmd(
+    backend: Annotated[str, typer.Option("--backend", help="auto, rules, hf, openai or vllm")] = "auto",
+    model: Annotated[str | None, typer.Option("--model", help="hf / vllm: local chat model folder")] = None,
+    adapter: Annotated[str | None, typer.Option("--adapter", help="hf / vllm: LoRA adapter folder")] = None,
+    endpoint: Endpoint = None,
+    server_model: Annotated[str | None, typer.Option("--server-model", help="openai: model name")] = None,
+    endpoint_api_key: Annotated[str | None, typer.Option(
+        "--endpoint-api-key", help="openai: the endpoint's key (or env AFFECTREASON_API_KEY / OPENAI_API_KEY)")]
+    = None,
+    max_new_tokens: Annotated[int, typer.Option("--max-new-tokens", help="hf: reply length")] = 384,
+    label_endpoint: LabelEndpoint = None, label_model: LabelModel = None,
+    host: Annotated[str, typer.Option("--host", help="address to listen on (not loopback: --api-key needed)")]
+    = "127.0.0.1",
+    port: Annotated[int, typer.Option("--port", help="port (0: any free one)")] = 7860,
+    api_key: Annotated[str | None, typer.Option(
+        "--api-key", help="the key the page and its API ask for (or env AFFECTREASON_DEMO_API_KEY)")] = None,
+    max_mb: Annotated[float, typer.Option("--max-mb", help="largest upload, in MB")] = 50.0,
+    max_duration: Annotated[float, typer.Option("--max-duration", help="longest clip, in seconds")] = 120.0,
+    queue_size: Annotated[int, typer.Option("--queue-size", help="jobs waiting behind the running one")] = 16,
+    keep_minutes: Annotated[float, typer.Option(
+        "--keep-minutes", help="a job's files go when its page closes, or this long after it ran")] = 30.0,
+    fps: FpsOpt = 5.0, face_model: FaceModel = None, asr_model: AsrModel = None, no_asr: NoAsr = False,
+) -> None:
+    """A web page over the explain path: upload a clip, see its cues, the grounded chain of thought, the labels."""
+    from affectreason.backends.load import BackendSpec
+    from affectreason.cues.pipeline import CueConfig
+    from affectreason.demo.app import KEY_ENV, DemoConfig, serve
+    from affectreason.demo.service import Limits
+
+    spec = BackendSpec(name=backend, model=model, adapter=adapter, endpoint=endpoint, server_model=server_model,
+                       api_key=endpoint_api_key, max_new_tokens=max_new_tokens, label_endpoint=label_endpoint,
+                       label_model=label_model)
+    config = DemoConfig(host=host, port=port, api_key=api_key or os.environ.get(KEY_ENV) or None, spec=spec,
+                        cues=CueConfig(fps=fps, face_model=face_model, asr_model=asr_model, asr=not no_asr,
+                                       max_duration_s=max_duration),
+                        limits=Limits(max_bytes=int(max_mb * 2**20), max_duration_s=max_duration),
+                        queue_size=queue_size, keep_s=keep_minutes * 60)
+    serve(config, ready=lambda url: typer.echo(f"demo at {url} (Ctrl-C stops it and deletes its files)"),
+          note=lambda line: err.print(f"[dim]{line}[/dim]"))
+
+
 def _version(value: bool) -> None:
     if value:
         typer.echo(f"affectreason {affectreason.__version__}")
