@@ -368,7 +368,8 @@ def train_cmd(
             status = f"loss {record['loss']:.4f}  {record['tokens_per_s']:.0f} tok/s"
             progress.update(task, completed=record["step"], status=status)
 
-        result = train(spec, resume=resume, on_step=on_step)
+        result = train(spec, resume=resume, on_step=on_step,
+                       on_plan=lambda plan: progress.console.print(plan.line()) if main_process else None)
     if main_process:
         err.print(f"{result.steps} steps; final loss {result.losses[-1][1]:.4f}; {result.data}; eval {result.eval}; "
                   f"adapter in {result.adapter_dir}")

@@ -24,6 +24,12 @@ from affectreason.errors import AffectReasonError
 JSON_LIST = re.compile(r"\[[^\[\]]*\]", re.DOTALL)  # a flat JSON list inside prose
 ANSWER_SEPARATORS = re.compile(r"[,;/\n]|\band\b")  # where a model's label string is cut into labels
 ANSWER_DEBRIS = " .*-\"'"  # markdown bullets, quotes and full stops around a label in a model's answer
+# A label is an emotion word (or a short phrase of up to four words: "slightly annoyed", "well-meaning"), lower
+# case. The Explanation JSON schema constrains each label with the same pattern (prompts/reason/explanation.schema.json;
+# tests/test_labels.py checks they agree) and the parser drops anything else into parse_errors.
+LABEL_PATTERN = r"^[a-z]{1,20}(?:[ '-][a-z]{1,20}){0,3}$"
+LABEL_MAX_CHARS = 40
+_LABEL_WORDS = re.compile(LABEL_PATTERN)
 
 
 class LabelError(AffectReasonError, ValueError):
@@ -110,6 +116,27 @@ def labels_from_value(value: object) -> list[str]:
     if isinstance(value, str):
         value = [v for v in ANSWER_SEPARATORS.split(value) if v.strip()]
     return [str(v).strip(ANSWER_DEBRIS) for v in value or [] if str(v).strip(ANSWER_DEBRIS)]
+
+
+def is_label_word(label: str) -> bool:
+    """Whether a normalised label is an emotion word or short phrase (``LABEL_PATTERN``), not debris.
+
+    >>> [is_label_word(x) for x in ("happy", "slightly annoyed", "{", "au12", "", "happy!")]
+    [True, True, False, False, False, False]
+    """
+    return len(label) <= LABEL_MAX_CHARS and bool(_LABEL_WORDS.match(label))
+
+
+def split_label_words(labels: Iterable[object]) -> tuple[list[str], list[str]]:
+    """Normalised labels split into (emotion words, rejected strings), each in first-seen order.
+
+    >>> split_label_words(["Happy", "{", "very  sad", "12"])
+    (['happy', 'very sad'], ['{', '12'])
+    """
+    words, rejected = [], []
+    for label in normalize_labels(labels):
+        (words if is_label_word(label) else rejected).append(label)
+    return words, rejected
 
 
 def parse_label_answer(text: str) -> list[str] | None:

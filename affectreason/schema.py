@@ -150,15 +150,17 @@ class GroundingCheck(Contract):
 
     clue: int = Field(ge=0, description="index into Explanation.observations")
     cue: str = Field(description='what was checked, e.g. "AU12", "pitch", "word:happy"')
-    status: Literal["supported", "contradicted", "unverifiable"]
+    status: Literal["supported", "contradicted", "unverifiable", "copied"]
     detail: str = ""
 
 
 class Grounding(Contract):
     """How many of the cues an explanation names are borne out by the measurements."""
 
-    score: float | None = Field(default=None, description="supported / (supported + contradicted); None if none")
+    score: float | None = Field(default=None, description="supported / (supported + contradicted + copied), "
+                                "not counting what copied observations support; None if none")
     checks: list[GroundingCheck] = Field(default_factory=list)
+    copied: list[int] = Field(default_factory=list, description="observations that repeat the prompt's worked example")
 
 
 class Explanation(Contract):
@@ -169,6 +171,8 @@ class Explanation(Contract):
     interpretation: str = ""
     conclusion: str = ""
     labels: list[str] = Field(default_factory=list)
+    unknown_labels: list[str] = Field(default_factory=list, description="labels (kept in labels) that are not in "
+                                      "the emotion lexicon")
     valence: float | None = Field(default=None, ge=-1, le=1)
     arousal: float | None = Field(default=None, ge=-1, le=1)
     raw_text: str | None = None

@@ -85,7 +85,9 @@ def test_server_command_has_lora_media_schema_and_cpu_flags(tmp_path):
     gpu = server_command(ServerConfig(str(model)), "gpu")
     assert "--enforce-eager" not in gpu and "--dtype" not in gpu and "--enable-lora" not in gpu
     assert "--allowed-local-media-path" not in gpu
-    with pytest.raises(ValueError, match="not a local model folder"):
+    from affectreason.models.causal_lm import ModelMissing
+
+    with pytest.raises(ModelMissing, match="not a folder, and not a hub id"):  # a hub id would be downloaded
         server_command(ServerConfig(str(tmp_path / "nope")), "cpu")
 
 
@@ -99,16 +101,19 @@ def test_multimodal_models_get_media_limits(tmp_path):
 
 def test_bounded_schema_bounds_every_free_string_and_list():
     schema = explanation_schema()
+    original = json.dumps(schema)
     bounded = bounded_schema(schema, 50, 3)
-    assert bounded != schema and "maxLength" not in json.dumps(schema)  # the original is untouched
+    assert bounded != schema and json.dumps(schema) == original  # the original is untouched
     props = bounded["properties"]
     assert props["interpretation"]["maxLength"] == 50 and props["conclusion"]["maxLength"] == 50
-    assert props["labels"]["maxItems"] == 3 and props["labels"]["items"]["maxLength"] == 50
+    # the schema's own tighter bounds are kept: labels are words of at most 40 characters
+    assert props["labels"]["maxItems"] == 3 and props["labels"]["items"]["maxLength"] == 40
+    assert bounded_schema(schema, 400, 6)["properties"]["conclusion"]["maxLength"] == 200
     assert props["labels"]["minItems"] == 1 and props["labels"]["items"]["minLength"] == 1
     clue = props["observations"]["items"]["properties"]
     assert props["observations"]["maxItems"] == 3 and clue["text"]["maxLength"] == 50
     assert "maxLength" not in clue["modality"]  # an enum is already bounded
-    assert clue["cue_ref"]["maxLength"] == 50  # ["string", "null"]
+    assert clue["cue_ref"]["maxLength"] == 40  # ["string", "null"], its own bound
     assert bounded_schema(schema, 50, 20)["properties"]["observations"]["maxItems"] == 8  # never loosened
     assert clue["start"]["multipleOf"] == 0.01 and clue["start"]["maximum"] == 100_000
     assert (props["valence"]["minimum"], props["valence"]["maximum"]) == (-1, 1)  # the schema's own range kept

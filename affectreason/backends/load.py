@@ -2,8 +2,9 @@
 
 Backends: ``rules`` (no weights), ``hf`` (a local chat LM over textualized cues, optional LoRA adapter; a Qwen-VL
 folder runs natively and also sees key frames, an Omni thinker also hears, a feature-path adapter reads the clip
-through its encoders), ``openai`` (any OpenAI-compatible server, bounded JSON schema), ``vllm`` (a local model in an
-in-process ``vllm.LLM`` engine) and ``auto``: ``hf`` when a model is given and loads, ``openai`` when an endpoint is
+through its encoders; decoding is constrained to the bounded Explanation schema unless ``constrain`` is False),
+``openai`` (any OpenAI-compatible server, bounded JSON schema), ``vllm`` (a local model in an in-process
+``vllm.LLM`` engine) and ``auto``: ``hf`` when a model is given and loads, ``openai`` when an endpoint is
 given, else ``rules``, saying which in one line. ``server`` is ``openai`` as ``affectreason query`` uses it (the
 model may be left to the server's first).
 """
@@ -38,6 +39,8 @@ class BackendSpec:
     label_model: str | None = None
     server: QueryConfig = field(default_factory=QueryConfig)
     """how the openai / server backend asks (bounded schema, retries, concurrency, media)"""
+    constrain: bool = True
+    """hf: decode under the bounded Explanation schema (False: freely, ``--no-constrain``)"""
 
     def resolved(self) -> str:
         """The backend ``auto`` stands for with these settings (before any model is loaded)."""
@@ -68,7 +71,8 @@ class BackendSpec:
         server = {k: v for k, v in vars(self.server).items() if k != "schema"}
         return {"name": self.name, "resolved": self.resolved(), "model": self.model, "adapter": self.adapter,
                 "endpoint": self.endpoint, "server_model": self.server_model, "max_new_tokens": self.max_new_tokens,
-                "label_model": self.label_model, **({"server": server} if self.batching() == "threads" else {})}
+                "label_model": self.label_model, **({"constrain": self.constrain} if self.resolved() == "hf" else {}),
+                **({"server": server} if self.batching() == "threads" else {})}
 
 
 def load_reasoner(spec: BackendSpec, note: Callable[[str], None] | None = None) -> Reasoner:
@@ -118,10 +122,10 @@ def _local(spec: BackendSpec, say: Callable[[str], None]) -> Reasoner:
         raise UsageError("--backend hf needs --model (a local chat model folder)")
     try:
         if spec.adapter and (Path(spec.adapter) / FEATURE_CONFIG).is_file():
-            return FeatureReasoner(spec.model, spec.adapter, spec.max_new_tokens)
+            return FeatureReasoner(spec.model, spec.adapter, spec.max_new_tokens, constrain=spec.constrain)
         if native_kind(spec.model):
-            return NativeReasoner(spec.model, spec.adapter, spec.max_new_tokens)
-        return HFReasoner(spec.model, spec.adapter, spec.max_new_tokens)
+            return NativeReasoner(spec.model, spec.adapter, spec.max_new_tokens, constrain=spec.constrain)
+        return HFReasoner(spec.model, spec.adapter, spec.max_new_tokens, constrain=spec.constrain)
     except ModelMissing as exc:
         if spec.name == "hf":
             raise

@@ -3,8 +3,10 @@ sees key frames and hears the audio (``hf-native``), and a chat LM reading the c
 trained projectors (``hf-features``, a feature-path adapter).
 
 Each renders the ``reason/explain`` prompt (or, for a fine-tuned adapter, the prompt recorded beside it at
-training time) with the cue block and parses whatever comes back with ``parse_explanation``; a garbled answer
-becomes an Explanation with ``parse_status`` failed, never an exception.
+training time) with the cue block and decodes under the same bounded Explanation schema the served paths send
+(``constrain=True``, the default; ``explain --no-constrain`` decodes freely, to compare), then parses whatever comes
+back with ``parse_explanation``; a garbled answer becomes an Explanation with ``parse_status`` failed, never an
+exception.
 """
 
 from __future__ import annotations
@@ -13,7 +15,7 @@ from pathlib import Path
 
 from affectreason.media import IMAGE_SUFFIXES, key_frames, media_audio, media_frames
 from affectreason.models.adapter import adapter_info, adapter_prompt
-from affectreason.reason.messages import DEFAULT_PROMPT, build_messages, prompt_id
+from affectreason.reason.messages import DEFAULT_PROMPT, answer_schema, build_messages, prompt_id
 from affectreason.reason.parse import parse_explanation
 from affectreason.schema import Clip, Cues, Explanation
 
@@ -28,26 +30,30 @@ def _parsed(text: str, reasoner, cues: Cues, model: str) -> Explanation:
 class HFReasoner:
     """A local chat LM (+ optional LoRA adapter) reasoning over textualized cues."""
 
-    def __init__(self, model: str, adapter: str | None = None, max_new_tokens: int = 384):
+    def __init__(self, model: str, adapter: str | None = None, max_new_tokens: int = 384, constrain: bool = True):
         from affectreason.models.causal_lm import ChatLM
 
         self.lm = ChatLM(model, adapter, max_new_tokens)
         self.prompt = adapter_prompt(adapter, DEFAULT_PROMPT)
+        self.schema = answer_schema() if constrain else None
         self.name = "hf"
         self.extractor = None
 
     def explain(self, cues: Cues, clip: Clip | None = None) -> Explanation:
         """Generate and parse one explanation."""
-        return _parsed(self.lm.generate(build_messages(cues, prompt=self.prompt)), self, cues, self.lm.name)
+        text = self.lm.generate(build_messages(cues, prompt=self.prompt), schema=self.schema)
+        return _parsed(text, self, cues, self.lm.name)
 
 
 class NativeReasoner:
     """A Qwen-VL model (key frames) or Qwen2.5-Omni thinker (key frames + audio) plus the textualized cues."""
 
-    def __init__(self, model: str, adapter: str | None = None, max_new_tokens: int = 384, max_frames: int = 4):
+    def __init__(self, model: str, adapter: str | None = None, max_new_tokens: int = 384, max_frames: int = 4,
+                 constrain: bool = True):
         from affectreason.models.native import NativeMLLM
 
         self.lm = NativeMLLM(model, adapter, max_new_tokens)
+        self.schema = answer_schema() if constrain else None
         info = adapter_info(adapter)
         self.prompt = info.get("prompt") or DEFAULT_PROMPT
         # an adapter trained on frames as one video input is given the clip the same way
@@ -69,7 +75,7 @@ class NativeReasoner:
             track = media_audio({"videos": [clip.path], "images": [], "audios": []}, clip.start, clip.end)
             audio = track.samples if track is not None else None
         text = self.lm.generate(build_messages(cues, prompt=self.prompt), frames, audio,
-                                video_fps=video_fps if frames else None)
+                                video_fps=video_fps if frames else None, schema=self.schema)
         explanation = _parsed(text, self, cues, self.lm.name)
         if clip is None:
             explanation.parse_errors.append("no clip given: the model saw the cue text only")
@@ -79,11 +85,12 @@ class NativeReasoner:
 class FeatureReasoner:
     """A chat LM reading the clip through frozen encoders and trained projectors (a feature-path adapter)."""
 
-    def __init__(self, model: str, adapter: str, max_new_tokens: int = 384):
+    def __init__(self, model: str, adapter: str, max_new_tokens: int = 384, constrain: bool = True):
         from affectreason.models.encoders import FrozenEncoder
         from affectreason.models.feature_lm import load_feature_lm
 
         self.lm = load_feature_lm(model, adapter)
+        self.schema = answer_schema() if constrain else None
         spec = self.lm.spec
         self.encoders = {m: FrozenEncoder(path, window=spec.window) for m, path in spec.encoders.items()}
         self.prompt = adapter_prompt(adapter, DEFAULT_PROMPT)
@@ -109,7 +116,8 @@ class FeatureReasoner:
                                                     return_tensors="pt")
         features, masks = pad_features([found], self.lm.spec.dims) if found else ({}, {})
         with torch.inference_mode():
-            out = self.lm.generate(ids["input_ids"], ids["attention_mask"], features, masks, self.max_new_tokens)
+            out = self.lm.generate(ids["input_ids"], ids["attention_mask"], features, masks, self.max_new_tokens,
+                                   schema=self.schema)
         explanation = _parsed(self.lm.tokenizer.decode(out[0], skip_special_tokens=True), self, cues, self.model_name)
         missing = sorted(set(self.encoders) - set(found))
         if missing:

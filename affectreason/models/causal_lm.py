@@ -1,11 +1,13 @@
 """A chat causal LM from transformers, optionally with a LoRA adapter (peft), for local generation.
 
 The model is configuration: a local folder (or a model id already in the local Hugging Face cache;
-nothing is downloaded). Generation is greedy by default, so an explanation is reproducible.
+nothing is downloaded). Generation is greedy by default, so an explanation is reproducible; given a JSON
+``schema``, decoding is constrained to it (``models.constrained``).
 """
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -27,6 +29,19 @@ def attach_adapter(model, adapter: str | Path):
     return PeftModel.from_pretrained(model, adapter)
 
 
+def schema_processors(cache: dict, tokenizer, schema: dict | None, max_new_tokens: int) -> list:
+    """``[logits processor]`` constraining one generate call to ``schema`` (none without a schema); the compiled
+    constraint is kept in ``cache`` (per model), so only the first call per schema pays for compiling."""
+    if schema is None:
+        return []
+    from affectreason.models.constrained import SchemaConstraint
+
+    key = json.dumps(schema, sort_keys=True)
+    if key not in cache:
+        cache[key] = SchemaConstraint(schema, tokenizer)
+    return [cache[key].processor(max_new_tokens)]
+
+
 @dataclass
 class ChatLM:
     """Tokenizer + model (+ adapter), loaded once, generating replies to chat messages."""
@@ -36,6 +51,7 @@ class ChatLM:
     max_new_tokens: int = 384
     dtype: str = "float32"
     name: str = field(init=False)
+    constraints: dict = field(default_factory=dict, init=False, repr=False)
 
     def __post_init__(self) -> None:
         import torch
@@ -58,21 +74,24 @@ class ChatLM:
             self.name += f"+{Path(self.adapter).name}"
         self.lm.eval()
 
-    def generate(self, messages: list[dict[str, str]], max_new_tokens: int | None = None) -> str:
-        """The reply to ``messages`` (greedy decoding)."""
+    def generate(self, messages: list[dict[str, str]], max_new_tokens: int | None = None,
+                 schema: dict | None = None) -> str:
+        """The reply to ``messages`` (greedy decoding; constrained to the JSON ``schema`` when given)."""
         import torch
 
         inputs = self.tokenizer.apply_chat_template(messages, add_generation_prompt=True, return_dict=True,
                                                     return_tensors="pt")
+        budget = max_new_tokens or self.max_new_tokens
         with torch.inference_mode():
-            output = self.lm.generate(**inputs, max_new_tokens=max_new_tokens or self.max_new_tokens,
-                                      do_sample=False, pad_token_id=self.tokenizer.pad_token_id
-                                      or self.tokenizer.eos_token_id)
+            output = self.lm.generate(**inputs, max_new_tokens=budget, do_sample=False,
+                                      pad_token_id=self.tokenizer.pad_token_id or self.tokenizer.eos_token_id,
+                                      logits_processor=schema_processors(self.constraints, self.tokenizer, schema,
+                                                                         budget))
         return self.tokenizer.decode(output[0][inputs["input_ids"].shape[1]:], skip_special_tokens=True)
 
     def generate_batch(self, chats: list[list[dict[str, str]]], batch_size: int = 8,
-                       max_new_tokens: int | None = None) -> list[str]:
-        """Replies to many chats, ``batch_size`` at a time (left padding; greedy, as ``generate``)."""
+                       max_new_tokens: int | None = None, schema: dict | None = None) -> list[str]:
+        """Replies to many chats, ``batch_size`` at a time (left padding; greedy and constrained, as ``generate``)."""
         import torch
 
         pad = self.tokenizer.pad_token_id if self.tokenizer.pad_token_id is not None else self.tokenizer.eos_token_id
@@ -83,8 +102,10 @@ class ChatLM:
             width = max(len(r) for r in rows)
             ids = torch.tensor([[pad] * (width - len(r)) + list(r) for r in rows])
             mask = torch.tensor([[0] * (width - len(r)) + [1] * len(r) for r in rows])
+            budget = max_new_tokens or self.max_new_tokens
             with torch.inference_mode():
                 output = self.lm.generate(input_ids=ids, attention_mask=mask, do_sample=False, pad_token_id=pad,
-                                          max_new_tokens=max_new_tokens or self.max_new_tokens)
+                                          max_new_tokens=budget, logits_processor=schema_processors(
+                                              self.constraints, self.tokenizer, schema, budget))
             replies += self.tokenizer.batch_decode(output[:, width:], skip_special_tokens=True)
         return replies

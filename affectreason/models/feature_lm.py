@@ -66,6 +66,22 @@ def place_markers(text: str, modalities: list[str], fusion: bool, tokens: int) -
     return text
 
 
+def add_placeholders(tokenizer) -> dict[str, int]:
+    """Add the placeholder tokens to ``tokenizer`` (once) and return their ids by block name."""
+    tokenizer.add_tokens(list(PLACEHOLDERS.values()), special_tokens=True)
+    return {k: tokenizer.convert_tokens_to_ids(v) for k, v in PLACEHOLDERS.items()}
+
+
+def feature_chat(messages: list[dict[str, str]], modalities: list[str], spec: FeatureSpec) -> list[dict[str, str]]:
+    """``messages`` with the markers of the last user message expanded into ``spec``'s placeholders for
+    ``modalities`` (what ``FeatureLM`` reads; needs no model, so chats can be measured before it loads)."""
+    out = [dict(m) for m in messages]
+    last_user = max(i for i, m in enumerate(out) if m["role"] == "user")
+    out[last_user]["content"] = place_markers(out[last_user]["content"], modalities, spec.fusion == "attention",
+                                              spec.tokens)
+    return out
+
+
 class FeatureLM(nn.Module):
     """LLM (+ LoRA) with projectors in front of its input embeddings."""
 
@@ -80,8 +96,8 @@ class FeatureLM(nn.Module):
             self.fusion = None
             self.projectors = nn.ModuleDict({m: Projector(spec.projector, d, hidden, spec.tokens)
                                              for m, d in spec.dims.items()})
-        tokenizer.add_tokens(list(PLACEHOLDERS.values()), special_tokens=True)
-        self.placeholder_ids = {k: tokenizer.convert_tokens_to_ids(v) for k, v in PLACEHOLDERS.items()}
+        self.placeholder_ids = add_placeholders(tokenizer)
+        self.constraints: dict = {}  # compiled JSON-schema constraints for generate (models.constrained)
 
     @property
     def config(self):
@@ -93,11 +109,11 @@ class FeatureLM(nn.Module):
 
     def chat(self, messages: list[dict[str, str]], modalities: list[str]) -> list[dict[str, str]]:
         """``messages`` with markers in the last user message expanded for ``modalities``."""
-        out = [dict(m) for m in messages]
-        last_user = max(i for i, m in enumerate(out) if m["role"] == "user")
-        out[last_user]["content"] = place_markers(out[last_user]["content"], modalities,
-                                                  self.fusion is not None, self.spec.tokens)
-        return out
+        return feature_chat(messages, modalities, self.spec)
+
+    def get_output_embeddings(self):
+        """The LLM's head (what the reply-only loss runs on the target tokens)."""
+        return self.llm.get_output_embeddings()
 
     def embed(self, input_ids: torch.Tensor, features: dict[str, torch.Tensor],
               masks: dict[str, torch.Tensor]) -> torch.Tensor:
@@ -125,12 +141,17 @@ class FeatureLM(nn.Module):
         embeds = self.embed(input_ids, features or {}, masks or {})
         return self.llm(inputs_embeds=embeds, attention_mask=attention_mask, labels=labels)
 
-    def generate(self, input_ids, attention_mask, features, masks, max_new_tokens: int = 64) -> torch.Tensor:
-        """Greedy continuation ids (new tokens only)."""
+    def generate(self, input_ids, attention_mask, features, masks, max_new_tokens: int = 64,
+                 schema: dict | None = None) -> torch.Tensor:
+        """Greedy continuation ids (new tokens only), constrained to the JSON ``schema`` when given."""
+        from affectreason.models.causal_lm import schema_processors
+
         embeds = self.embed(input_ids, features, masks)
         pad = self.tokenizer.pad_token_id if self.tokenizer.pad_token_id is not None else self.tokenizer.eos_token_id
         return self.llm.generate(inputs_embeds=embeds, attention_mask=attention_mask, do_sample=False,
-                                 max_new_tokens=max_new_tokens, pad_token_id=pad)
+                                 max_new_tokens=max_new_tokens, pad_token_id=pad,
+                                 logits_processor=schema_processors(self.constraints, self.tokenizer, schema,
+                                                                    max_new_tokens))
 
 
 def pad_features(rows: list[dict[str, torch.Tensor]], dims: dict[str, int]) -> tuple[dict, dict]:

@@ -19,7 +19,7 @@ from pathlib import Path
 import numpy as np
 
 from affectreason.errors import UsageError
-from affectreason.models.causal_lm import ModelMissing, attach_adapter
+from affectreason.models.causal_lm import ModelMissing, attach_adapter, schema_processors
 
 VISION_LANGUAGE = ("qwen2_vl", "qwen2_5_vl")
 OMNI_THINKER = ("qwen2_5_omni_thinker",)
@@ -67,6 +67,7 @@ class NativeMLLM:
     adapter: str | None = None
     max_new_tokens: int = 384
     name: str = field(init=False)
+    constraints: dict = field(default_factory=dict, init=False, repr=False)
 
     def __post_init__(self) -> None:
         from transformers import AutoModelForImageTextToText, AutoTokenizer, WhisperFeatureExtractor
@@ -182,12 +183,15 @@ class NativeMLLM:
         return {**inputs, **extra}
 
     def generate(self, messages: list[dict[str, str]], frames: list[np.ndarray], audio: np.ndarray | None = None,
-                 max_new_tokens: int | None = None, video_fps: float | None = None) -> str:
-        """The reply (greedy decoding); with ``video_fps`` the frames go in as one video."""
+                 max_new_tokens: int | None = None, video_fps: float | None = None, schema: dict | None = None) -> str:
+        """The reply (greedy decoding; constrained to the JSON ``schema`` when given); with ``video_fps`` the
+        frames go in as one video."""
         import torch
 
         inputs = self.inputs(messages, frames, audio, video_fps=video_fps)
+        budget = max_new_tokens or self.max_new_tokens
         with torch.inference_mode():
-            output = self.lm.generate(**inputs, max_new_tokens=max_new_tokens or self.max_new_tokens,
-                                      do_sample=False)
+            output = self.lm.generate(**inputs, max_new_tokens=budget, do_sample=False,
+                                      logits_processor=schema_processors(self.constraints, self.tokenizer, schema,
+                                                                         budget))
         return self.tokenizer.decode(output[0][inputs["input_ids"].shape[1]:], skip_special_tokens=True)

@@ -8,6 +8,7 @@ from __future__ import annotations
 from typing import Protocol
 
 from affectreason.reason.grounding import ground
+from affectreason.reason.messages import example_observations
 from affectreason.reason.rules import explain_rules
 from affectreason.schema import Clip, Cues, Explanation
 
@@ -33,7 +34,8 @@ class RulesReasoner:
 
 
 def explain_cues(cues: Cues, reasoner: Reasoner | None = None, clip: Clip | None = None) -> Explanation:
-    """An explanation of precomputed cues (rules by default), with its grounding check."""
+    """An explanation of precomputed cues (rules by default), with its grounding check (and the copy check
+    against the worked example of the prompt the reasoner rendered)."""
     explanation = (reasoner or RulesReasoner()).explain(cues, clip)
-    explanation.grounding = ground(explanation.observations, cues)
+    explanation.grounding = ground(explanation.observations, cues, example_observations(explanation.prompt))
     return explanation

@@ -9,13 +9,21 @@ What a clue can name, and the rule that checks it:
   the mean intensity (or HNR); ``N syllables/s`` within 1.0 of the speech rate;
 - a quoted word or phrase: it must occur in the transcript.
 A named cue the clip does not have (an AU without a face, a quote without speech) is contradicted.
-Score = supported / (supported + contradicted); clues that name no cue are not counted.
+
+Copy check: a clue that repeats the prompt's worked example (``examples``: its observation texts) is ``copied``:
+it states a figure of the example (``3.1/5``, ``78 dB``, ``6.1 syllables/s``) that the clip's measured cues do not
+contain, quotes the example's words that the transcript does not have, or says most of an example observation in
+other order and names nothing of this clip. A copied clue gets one check with status ``copied``, is listed in
+``Grounding.copied``, and what its other checks support does not count.
+Score = supported / (supported + contradicted + copied); clues that name no cue are not counted.
 """
 
 from __future__ import annotations
 
 import re
+from collections.abc import Sequence
 
+from affectreason.cues.textualize import textualize
 from affectreason.schema import Clue, Cues, Grounding, GroundingCheck
 
 AU_MENTION = re.compile(r"\b(?:(no|absent|without|strong|intense|pronounced|marked|slight|subtle|weak|faint)\s+)?"
@@ -112,9 +120,59 @@ def check_clue(cues: Cues, index: int, clue: Clue) -> list[GroundingCheck]:
     return checks
 
 
-def ground(observations: list[Clue], cues: Cues) -> Grounding:
-    """Checks of all clues and the share of named cues that are supported."""
-    checks = [c for i, clue in enumerate(observations) for c in check_clue(cues, i, clue)]
+FIGURE = re.compile(r"(-?\d+(?:\.\d+)?)\s*(/\s*5|dB|Hz|syllables\s*/\s*s|syl\s*/\s*s|st\s*/\s*s|st\b|%)", re.IGNORECASE)
+UNITS = {"db": "dB", "hz": "Hz"}
+NUMBER = re.compile(r"-?\d+(?:\.\d+)?")
+WORD = re.compile(r"[a-z][a-z']*")
+FILLER = frozenset("a an the at of from to and in on with s is are was says said speech voice face words".split())
+
+
+def _figures(text: str) -> set[tuple[float, str]]:
+    return {(float(n), re.sub(r"\s+", "", unit.lower())) for n, unit in FIGURE.findall(text)}
+
+
+def _content_words(text: str) -> set[str]:
+    return {w for w in WORD.findall(text.lower()) if w not in FILLER and w not in ("db", "hz", "syllables", "st")}
+
+
+def _quotes(text: str) -> list[str]:
+    return [" ".join(re.findall(r"[a-z0-9']+", q.lower())) for q in QUOTE.findall(text)]
+
+
+def copied_reason(text: str, examples: Sequence[str], cues: Cues) -> str | None:
+    """Why a clue's text repeats the worked example (``examples``: its observation texts), or None if it does not."""
+    if not examples:
+        return None
+    measured = textualize(cues, 10_000)
+    numbers = {float(n) for n in NUMBER.findall(measured)}
+    said = " ".join(re.findall(r"[a-z0-9']+", cues.transcript.text.lower())) if cues.transcript else ""
+    own = _figures(text)
+    for example in examples:
+        foreign = sorted(f"{n:g}{u}" if u == "/5" else f"{n:g} {UNITS.get(u, u)}"
+                         for n, u in own & _figures(example) if n not in numbers)
+        if foreign:
+            return f"states the example's {', '.join(foreign)}, which this clip's cues do not have"
+        quoted = [q for q in _quotes(example) if q and q in " ".join(_quotes(text)) and f" {q} " not in f" {said} "]
+        if quoted:
+            return f"quotes the example's words \"{quoted[0]}\", which this clip's transcript does not have"
+        words, example_words = _content_words(text), _content_words(example)
+        names_own = any(n in numbers for n, _ in own) or any(q and f" {q} " in f" {said} " for q in _quotes(text))
+        if len(example_words) >= 3 and len(words & example_words) >= 0.8 * len(example_words) and not names_own:
+            return f"repeats the example's observation {example[:60]!r}"
+    return None
+
+
+def ground(observations: list[Clue], cues: Cues, examples: Sequence[str] = ()) -> Grounding:
+    """Checks of all clues and the share of named cues that are supported, with the copy check against the
+    observation texts of the prompt's worked example (``messages.example_observations``)."""
+    checks, copied = [], []
+    for i, clue in enumerate(observations):
+        reason = copied_reason(clue.text, examples, cues)
+        if reason is not None:
+            copied.append(i)
+            checks.append(GroundingCheck(clue=i, cue="worked example", status="copied", detail=reason))
+        checks += check_clue(cues, i, clue)
     decided = [c for c in checks if c.status != "unverifiable"]
-    score = sum(c.status == "supported" for c in decided) / len(decided) if decided else None
-    return Grounding(score=round(score, 4) if score is not None else None, checks=checks)
+    supported = sum(c.status == "supported" and c.clue not in copied for c in decided)
+    score = supported / len(decided) if decided else None
+    return Grounding(score=round(score, 4) if score is not None else None, checks=checks, copied=copied)

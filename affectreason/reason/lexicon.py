@@ -38,6 +38,50 @@ CUE_WORDS: dict[str, tuple[str, ...]] = {
 }
 
 LABEL_TO_BASIC = {label: basic for basic, labels in NUANCES.items() for label in labels}
+
+# Open-vocabulary emotion words a label may be (adjectives and nouns, after Parrott's tree, the GEW and the
+# emotion words of MELD / MER / EMER answers). A label none of whose words is here is kept but recorded as
+# unknown (``Explanation.unknown_labels``): a misspelling, a non-emotion word ("face", "speech") or a rare term.
+EMOTION_WORDS: frozenset[str] = frozenset(LABEL_TO_BASIC) | frozenset("""
+    admiration admiring adoration adoring affection affectionate afraid aggravated aggressive agitated agitation
+    agony alarm alarmed alert alienated amazed amazement ambivalent amused amusement anger angry anguish annoyance
+    annoyed anticipation anxiety anxious apathetic apprehension apprehensive aroused arrogant ashamed astonished
+    astonishment awe awed awkward bashful betrayed bitter bitterness bliss blissful bored boredom bothered brave
+    calm calmness cheerful cheerfulness cheery comfortable compassion compassionate composed concern concerned
+    confident confidence confused confusion contempt contemptuous content contented contentment courageous cranky
+    craving curiosity curious defeated defensive dejected delight delighted depressed depression desire desperate
+    despair determined devastated disappointed disappointment disapproval disbelief discomfort discontent
+    discouraged disgust disgusted disheartened dismay dismayed displeased displeasure dissatisfied distracted
+    distress distressed distrust disturbed doubt doubtful dread eager eagerness ecstasy ecstatic elated elation
+    embarrassed embarrassment empathy enchanted energetic engaged enjoyment enraged enthusiasm enthusiastic envious
+    envy euphoria euphoric exasperated exasperation excited excitement exhausted fascinated fear fearful ferocious
+    fond fondness frightened frustrated frustration fulfilled furious fury glad gladness gloomy glee gleeful
+    gratitude grateful grief grieving grouchy grumpy guilt guilty happiness happy hate hatred helpless hesitant
+    homesick hope hopeful hopeless hopelessness horrified horror hostile hostility humiliated humiliation hurt
+    hysterical impatient impatience indifferent indignant indignation infatuated insecure insecurity inspired
+    insulted interest interested irate irritable irritated irritation isolated jealous jealousy jolly jovial joy
+    joyful jubilant kind lonely loneliness longing love loving mad melancholy miserable misery moody mortified
+    mournful nervous nervousness neutral nostalgia nostalgic offended optimism optimistic outraged outrage
+    overjoyed overwhelmed panic panicked passionate peaceful pensive pity playful pleased pleasure proud pride
+    puzzled rage regret regretful rejected relaxed relief relieved reluctant remorse remorseful resentful
+    resentment resigned restless revulsion romantic sad sadness sarcastic satisfaction satisfied scared scorn
+    scornful secure sensitive sentimental serene serenity shame shamed shocked shock shy skeptical sorrow
+    sorrowful sorry spiteful startled stressed stress stunned suffering sulky surprise surprised suspicious
+    sympathetic sympathy tender tenderness tense tension terrified terror thankful thrilled timid tired tolerant
+    torment tormented triumphant troubled trust trusting uncertain uncomfortable uneasy unhappy upset vengeful
+    vexed vulnerable wary weary woeful wonder worried worry wrath yearning zeal zest
+""".split())
+
+
+def unknown_labels(labels: list[str], vocabulary: set[str] | frozenset[str] | None = None) -> list[str]:
+    """The labels none of whose words is an emotion word of ``vocabulary`` (``EMOTION_WORDS`` by default).
+
+    >>> unknown_labels(["happy", "slightly annoyed", "face", "irritated", "blorp"])
+    ['face', 'blorp']
+    """
+    known = vocabulary or EMOTION_WORDS
+    return [label for label in labels
+            if label not in known and not any(word in known for word in re.split(r"[ '-]", label))]
 _WORD = {basic: [re.compile(r"(?<![a-z])" + re.escape(w) + (r"(?![a-z])" if w[-1].isalpha() else ""))
                  for w in words] for basic, words in CUE_WORDS.items()}
 

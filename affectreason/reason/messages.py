@@ -11,10 +11,11 @@ from __future__ import annotations
 
 import copy
 import json
+import re
 from functools import cache
 
 from affectreason.cues.textualize import textualize
-from affectreason.reason.prompts import load_prompt, prompts_dir
+from affectreason.reason.prompts import PromptError, load_prompt, prompts_dir
 from affectreason.schema import Cues
 
 DEFAULT_PROMPT = "reason/explain"
@@ -34,8 +35,27 @@ def build_messages(cues: Cues, max_cue_tokens: int = 400, prompt: str = DEFAULT_
 
 
 def prompt_id(prompt: str) -> str:
-    """``name@version`` of a prompt, as outputs record it (e.g. ``reason/explain@1``)."""
+    """``name@version`` of a prompt, as outputs record it (e.g. ``reason/explain@2``)."""
     return f"{prompt}@{load_prompt(prompt).version}"
+
+
+@cache
+def example_observations(prompt: str | None) -> tuple[str, ...]:
+    """The observation texts of the worked example that prompt ``prompt`` (``name`` or ``name@version``) shows, for
+    the copy check of grounding; empty for no prompt, an unknown one or one without an example.
+
+    >>> example_observations("reason/explain@2")[0]
+    'AU04 brow lowerer at 3.1/5 from 0.2 to 1.6 s'
+    """
+    if not prompt:
+        return ()
+    try:
+        example = load_prompt(prompt.split("@")[0]).example
+    except PromptError:
+        return ()
+    if not example.strip():
+        return ()
+    return tuple(o["text"] for o in json.loads(example).get("observations", []) if o.get("text"))
 
 
 def bounded_schema(schema: dict, max_chars: int, max_items: int) -> dict:
@@ -73,6 +93,56 @@ def bounded_schema(schema: dict, max_chars: int, max_items: int) -> dict:
 
     bound(bounded)
     return bounded
+
+
+def schema_violations(value, schema: dict, where: str = "$") -> list[str]:
+    """What in ``value`` (parsed JSON) breaks ``schema``, for the keywords the Explanation schema and
+    ``bounded_schema`` use: type, required, properties / additionalProperties, enum, min/maxLength, pattern,
+    min/maxItems, minimum / maximum and multipleOf 0.01. An answer checker independent of any grammar engine.
+
+    >>> schema_violations({"labels": ["{"]}, {"type": "object", "required": ["labels", "x"], "properties":
+    ...     {"labels": {"type": "array", "items": {"type": "string", "pattern": "^[a-z]+$"}}}})
+    ['$: missing x', "$.labels[0]: '{' does not match ^[a-z]+$"]
+    """
+    kinds = schema.get("type")
+    kinds = kinds if isinstance(kinds, list) else [kinds]
+    python = {"object": dict, "array": list, "string": str, "null": type(None), "number": (int, float),
+              "integer": int, "boolean": bool, None: object}
+    if not any(isinstance(value, python[k]) and (k == "boolean" or not isinstance(value, bool)) for k in kinds):
+        return [f"{where}: {value!r} is not {'/'.join(map(str, kinds))}"]
+    problems = []
+    if isinstance(value, dict):
+        properties = schema.get("properties", {})
+        problems += [f"{where}: missing {k}" for k in schema.get("required", []) if k not in value]
+        if schema.get("additionalProperties") is False:
+            problems += [f"{where}: extra {k}" for k in value if k not in properties]
+        for key, item in value.items():
+            if key in properties:
+                problems += schema_violations(item, properties[key], f"{where}.{key}")
+    elif isinstance(value, list):
+        if not schema.get("minItems", 0) <= len(value) <= schema.get("maxItems", len(value)):
+            problems.append(f"{where}: {len(value)} items")
+        for i, item in enumerate(value):
+            problems += schema_violations(item, schema.get("items", {}), f"{where}[{i}]")
+    elif isinstance(value, str):
+        if not schema.get("minLength", 0) <= len(value) <= schema.get("maxLength", len(value)):
+            problems.append(f"{where}: {len(value)} characters")
+        if "enum" in schema and value not in schema["enum"]:
+            problems.append(f"{where}: {value!r} is not one of {schema['enum']}")
+        if "pattern" in schema and not re.search(schema["pattern"], value):
+            problems.append(f"{where}: {value!r} does not match {schema['pattern']}")
+    elif isinstance(value, int | float) and not isinstance(value, bool):
+        if not schema.get("minimum", value) <= value <= schema.get("maximum", value):
+            problems.append(f"{where}: {value} is out of range")
+        if "multipleOf" in schema and abs(round(value / schema["multipleOf"]) * schema["multipleOf"] - value) > 1e-9:
+            problems.append(f"{where}: {value} is not a multiple of {schema['multipleOf']}")
+    return problems
+
+
+def answer_schema() -> dict:
+    """The bounded Explanation schema with the default bounds: what ``affectreason query`` sends and what local
+    models decode under (the hf backend, training-time generation)."""
+    return bounded_schema(explanation_schema(), MAX_CHARS, MAX_ITEMS)
 
 
 def response_format(max_chars: int = MAX_CHARS, max_items: int = MAX_ITEMS, schema: dict | None = None) -> dict:

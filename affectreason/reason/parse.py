@@ -4,8 +4,10 @@ Tried in order: a JSON object (the schema the prompts ask for), or what can be s
 was cut off; ``<think>...</think><answer>...</answer>``;
 the three-section text format (``Key observations:`` / ``Interpretation:`` / ``Conclusion:`` /
 ``Labels:``); free text, from which emotion labels are extracted with the lexicon (or a given
-vocabulary, e.g. the emotion wheel's word forms). Parsing never raises: ``parse_status`` says ok /
-partial / failed and ``parse_errors`` what could not be read.
+vocabulary, e.g. the emotion wheel's word forms). Labels are emotion words (``labels.LABEL_PATTERN``, the
+pattern the schema constrains them to): anything else (``"{"``, ``"AU12"``) is dropped into ``parse_errors``, and a
+word outside the emotion lexicon (or the given vocabulary) is kept but listed in ``unknown_labels``. Parsing never
+raises: ``parse_status`` says ok / partial / failed and ``parse_errors`` what could not be read.
 """
 
 from __future__ import annotations
@@ -16,8 +18,8 @@ from collections.abc import Callable
 
 from pydantic import ValidationError
 
-from affectreason.labels import labels_from_value
-from affectreason.reason.lexicon import extract_labels
+from affectreason.labels import labels_from_value, split_label_words
+from affectreason.reason.lexicon import extract_labels, unknown_labels
 from affectreason.schema import Clue, Explanation
 
 SECTION = re.compile(r"^\s*(?:#+\s*|\*\*)?(key observations|observations|interpretation|conclusion|labels|emotions)"
@@ -97,6 +99,10 @@ def _bullets(body: str) -> list[str]:
 LabelExtractor = Callable[[str], list[str]]
 
 
+def _dropped(rejected: list[str]) -> str:
+    return f"not emotion words, dropped from labels: {', '.join(repr(r[:40]) for r in rejected[:6])}"
+
+
 def parse_explanation(text: str, vocabulary: set[str] | None = None, extractor: LabelExtractor | None = None,
                       **meta) -> Explanation:
     """Parse model output; ``meta`` (clip_id, backend, model) is copied onto the result.
@@ -140,11 +146,15 @@ def parse_explanation(text: str, vocabulary: set[str] | None = None, extractor: 
         else:
             fields = {"conclusion": text.strip()[:2000]}
             errors.append("no JSON, tags or sections: read as free text")
-    if not fields.get("labels"):
+    fields["labels"], rejected = split_label_words(fields.get("labels") or [])
+    if rejected:  # '{', 'AU12', '0.8': never labels (SmolLM2 answered "labels": ["{"] through a server)
+        errors.append(_dropped(rejected))
+    if not fields["labels"] and not rejected:  # labels it gave, all debris, are a failed answer, not a cue to guess
         source = " ".join([fields.get("conclusion", ""), fields.get("interpretation", "")]).strip() or text
         if extractor is not None:
             try:
-                fields["labels"] = labels_from_value(extractor(source))
+                fields["labels"], dropped = split_label_words(labels_from_value(extractor(source)))
+                errors += [_dropped(dropped)] if dropped else []
                 errors.append("labels extracted from the prose by the label extractor")
             except Exception as exc:  # the extractor is a remote model: its failure is reported, not raised
                 errors.append(f"label extractor failed ({type(exc).__name__}: {str(exc)[:120]})")
@@ -159,6 +169,7 @@ def parse_explanation(text: str, vocabulary: set[str] | None = None, extractor: 
         except (TypeError, ValueError):
             errors.append(f"{key} {value!r} is not a number")
             fields[key] = None
+    fields["unknown_labels"] = unknown_labels(fields["labels"], vocabulary)
     missing = [k for k in ("observations", "conclusion") if not fields.get(k)]
     if not fields["labels"]:
         status = "failed"

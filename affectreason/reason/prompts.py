@@ -1,8 +1,10 @@
 """Prompt templates: YAML files under ``prompts/`` with a version and Jinja ``system``/``user`` parts.
 
 Each file carries ``name``, ``version`` (bumped on any wording change; reports record it), an optional
-``description``, a ``system`` text and a ``user`` Jinja template. Rendering is strict: a variable the
-template uses but the caller did not give is an error, not an empty string.
+``description``, a ``system`` text, a ``user`` Jinja template and an optional worked ``example`` answer (JSON text),
+which the template shows as ``{{ example }}``: kept apart so that grounding can tell an observation copied from it
+(``messages.example_observations``). Rendering is strict: a variable the template uses but the caller did not give
+is an error, not an empty string.
 """
 
 from __future__ import annotations
@@ -49,11 +51,12 @@ class PromptTemplate:
     system: str
     user: str
     description: str = ""
+    example: str = ""
 
     def render(self, **variables: object) -> list[dict[str, str]]:
-        """Chat messages with the variables filled in."""
+        """Chat messages with the variables filled in (``example`` is the prompt's own unless given)."""
         try:
-            user = _compiled(self.user).render(**variables).strip()
+            user = _compiled(self.user).render(**{"example": self.example.strip(), **variables}).strip()
         except jinja2.UndefinedError as exc:
             raise PromptError(f"prompt {self.name!r}: {exc}") from None
         messages = [{"role": "system", "content": self.system.strip()}] if self.system.strip() else []
@@ -70,7 +73,7 @@ def load_prompt(name: str) -> PromptTemplate:
     missing = {"name", "version", "user"} - set(data or {})
     if missing:
         raise PromptError(f"{path}: missing keys {sorted(missing)}")
-    unknown = set(data) - {"name", "version", "user", "system", "description"}
+    unknown = set(data) - {"name", "version", "user", "system", "description", "example"}
     if unknown:
         raise PromptError(f"{path}: unknown keys {sorted(unknown)}")
     try:
@@ -78,4 +81,4 @@ def load_prompt(name: str) -> PromptTemplate:
     except jinja2.TemplateSyntaxError as exc:
         raise PromptError(f"{path}:{exc.lineno}: template error: {exc.message}") from None
     return PromptTemplate(name=data["name"], version=int(data["version"]), system=data.get("system", ""),
-                          user=data["user"], description=data.get("description", ""))
+                          user=data["user"], description=data.get("description", ""), example=data.get("example", ""))

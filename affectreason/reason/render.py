@@ -10,7 +10,8 @@ from rich.text import Text
 from affectreason.cues.textualize import textualize
 from affectreason.schema import Cues, Explanation
 
-STATUS_MARK = {"supported": "[green]✓[/green]", "contradicted": "[red]✗[/red]", "unverifiable": "[dim]?[/dim]"}
+STATUS_MARK = {"supported": "[green]✓[/green]", "contradicted": "[red]✗[/red]", "unverifiable": "[dim]?[/dim]",
+               "copied": "[red]copied[/red]"}
 
 
 def _span(start: float | None, end: float | None) -> str:
@@ -39,7 +40,10 @@ def render_explanation(cues: Cues, explanation: Explanation, console: Console | 
                   f"[bold]valence[/bold] {explanation.valence if explanation.valence is not None else 'n/a'}    "
                   f"[bold]arousal[/bold] {explanation.arousal if explanation.arousal is not None else 'n/a'}    "
                   f"[bold]grounding[/bold] {score}", highlight=False)
-    for check in (c for c in checks if c.status == "contradicted"):
-        console.print(f"  [red]unsupported[/red] in observation {check.clue + 1}: {check.cue} ({check.detail})")
+    for check in (c for c in checks if c.status in ("contradicted", "copied")):
+        what = "copied" if check.status == "copied" else "unsupported"
+        console.print(f"  [red]{what}[/red] in observation {check.clue + 1}: {check.cue} ({check.detail})")
+    if explanation.unknown_labels:
+        console.print(f"[yellow]labels not in the emotion lexicon:[/yellow] {', '.join(explanation.unknown_labels)}")
     if explanation.parse_status != "ok":
         console.print(f"[yellow]parse {explanation.parse_status}:[/yellow] {'; '.join(explanation.parse_errors)}")

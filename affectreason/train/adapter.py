@@ -25,12 +25,34 @@ class TrainResult:
     model: object = field(default=None, repr=False)  # the trained (peft) model, still in memory
 
 
-def load_model(recipe: Recipe):
-    """Tokenizer and the base model wrapped with a fresh LoRA adapter."""
-    import torch
-    from transformers import AutoModelForCausalLM, AutoTokenizer
+def load_tokenizer(recipe: Recipe):
+    """The tokenizer of ``model.path`` (read before the weights, so that the data can be measured first)."""
+    from transformers import AutoTokenizer
 
-    kwargs: dict = {"dtype": getattr(torch, recipe.model.dtype), "local_files_only": True}
+    try:
+        return AutoTokenizer.from_pretrained(recipe.model.path, local_files_only=True)
+    except (OSError, ValueError) as exc:
+        raise TrainError(f"cannot load the tokenizer of model.path {recipe.model.path!r} "
+                         f"({str(exc).splitlines()[0][:200]}); give a local model folder; nothing is downloaded"
+                         ) from None
+
+
+def enable_checkpointing(model) -> None:
+    """Recompute each layer's activations in the backward pass (non-reentrant: no input-gradient workaround)."""
+    model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
+
+
+def load_model(recipe: Recipe, gradient_checkpointing: bool | None = None, tokenizer=None):
+    """Tokenizer and the base model wrapped with a fresh LoRA adapter; ``gradient_checkpointing`` as decided by
+    the memory plan (default: the recipe's setting, ``auto`` meaning off)."""
+    import torch
+    from transformers import AutoModelForCausalLM
+
+    checkpointing = recipe.schedule.gradient_checkpointing if gradient_checkpointing is None \
+        else gradient_checkpointing
+    checkpointing = checkpointing is True
+    kwargs: dict = {"dtype": getattr(torch, recipe.model.dtype), "local_files_only": True,
+                    "attn_implementation": recipe.model.attention}
     if recipe.adapter.kind == "qlora":
         from transformers import BitsAndBytesConfig
 
@@ -40,20 +62,20 @@ def load_model(recipe: Recipe):
         from accelerate import PartialState
 
         kwargs["device_map"] = {"": PartialState().local_process_index}
+    tokenizer = tokenizer if tokenizer is not None else load_tokenizer(recipe)
     try:
-        tokenizer = AutoTokenizer.from_pretrained(recipe.model.path, local_files_only=True)
         model = AutoModelForCausalLM.from_pretrained(recipe.model.path, **kwargs)
-    except (OSError, ValueError) as exc:
-        raise TrainError(f"cannot load model.path {recipe.model.path!r} ({str(exc).splitlines()[0][:200]}); "
+    except (OSError, ValueError, ImportError) as exc:
+        hint = " (model.attention=eager works with every model)" if "attn" in str(exc).lower() else ""
+        raise TrainError(f"cannot load model.path {recipe.model.path!r} ({str(exc).splitlines()[0][:200]}){hint}; "
                          "give a local model folder; nothing is downloaded") from None
     if recipe.adapter.kind == "qlora":
         from peft import prepare_model_for_kbit_training
 
-        model = prepare_model_for_kbit_training(
-            model, use_gradient_checkpointing=recipe.schedule.gradient_checkpointing)
-    elif recipe.schedule.gradient_checkpointing:
-        model.gradient_checkpointing_enable()
-        model.enable_input_require_grads()
+        model = prepare_model_for_kbit_training(model, use_gradient_checkpointing=checkpointing,
+                                                gradient_checkpointing_kwargs={"use_reentrant": False})
+    elif checkpointing:
+        enable_checkpointing(model)
     return tokenizer, wrap_lora(model, recipe, recipe.adapter.target_modules, task_type="CAUSAL_LM")
 
 

@@ -16,12 +16,14 @@ from pathlib import Path
 import numpy as np
 
 from affectreason.models.encoders import clip_features
-from affectreason.train.adapter import TrainResult, load_model, restore_adapter, save_adapter
-from affectreason.train.loop import LoopParts, make_accelerator, run_loop, seed_all
+from affectreason.train.adapter import TrainResult, load_model, load_tokenizer, restore_adapter, save_adapter
+from affectreason.train.loop import LoopParts, local_processes, make_accelerator, run_loop, seed_all
+from affectreason.train.loss import lm_loss, logit_transform, output_head
+from affectreason.train.memory import MemoryPlan, causal_lm_shape, check_encoders, plan_memory, return_freed_memory
 from affectreason.train.native import read_media
 from affectreason.train.recipe import Recipe
-from affectreason.train.sft import collate
-from affectreason.train.sft_data import DataError, read_chats, tokenize_chats
+from affectreason.train.sft import collate, resolve_max_length
+from affectreason.train.sft_data import DataError, read_chats, target_counts, tokenize_chats
 
 CACHE_FILE, CACHE_MANIFEST = "features.safetensors", "features.json"
 
@@ -85,37 +87,76 @@ def cache_features(ids: list[str], media: list[dict], encoders: dict, folder: Pa
     return by_id, {rid: failed[rid] for rid in ids if rid in failed}
 
 
+def _projector_params(spec, hidden: int) -> int:
+    import torch
+
+    from affectreason.models.projector import PreFusion, Projector
+
+    with torch.device("meta"):
+        if spec.fusion == "attention":
+            modules = [PreFusion(spec.dims, hidden, hidden, spec.tokens, spec.projector)]
+        else:
+            modules = [Projector(spec.projector, d, hidden, spec.tokens) for d in spec.dims.values()]
+    return sum(p.numel() for m in modules for p in m.parameters())
+
+
 def train_features(recipe: Recipe, resume: bool = False, stop_after: int | None = None,
-                   on_step: Callable[[dict], None] | None = None) -> TrainResult:
-    """Train projector(s) + LoRA per ``recipe.features``."""
+                   on_step: Callable[[dict], None] | None = None,
+                   on_plan: Callable[[MemoryPlan], None] | None = None) -> TrainResult:
+    """Train projector(s) + LoRA per ``recipe.features``. Memory is checked twice before weights load: for the
+    encoders, then (after the feature cache is complete and the encoders are gone) for the LLM's training."""
     import torch
     from safetensors.torch import load_file, save_file
 
     from affectreason.models.encoders import FrozenEncoder
-    from affectreason.models.feature_lm import PROJECTOR_WEIGHTS, FeatureLM, FeatureSpec, pad_features
+    from affectreason.models.feature_lm import (
+        PROJECTOR_WEIGHTS,
+        FeatureLM,
+        FeatureSpec,
+        add_placeholders,
+        feature_chat,
+        pad_features,
+    )
+    from affectreason.models.hub import model_folder
 
     spec_section, output_dir = recipe.features, Path(recipe.output_dir)
     chats, media, ids = read_chats(recipe.data.train), read_media(recipe.data.train), record_ids(recipe.data.train)
-    encoders = {m: FrozenEncoder(path, window=spec_section.window)
-                for m, path in (("vision", spec_section.vision), ("audio", spec_section.audio)) if path}
+    if recipe.schedule.return_freed_memory:
+        return_freed_memory()
+    accelerator = make_accelerator(recipe, output_dir)
+    paths = {m: p for m, p in (("vision", spec_section.vision), ("audio", spec_section.audio)) if p}
+    check_encoders(recipe, {m: str(model_folder(p, "encoder")) for m, p in paths.items()},
+                   local_processes(accelerator))
+    encoders = {m: FrozenEncoder(path, window=spec_section.window) for m, path in paths.items()}
     for modality, encoder in encoders.items():
         if encoder.modality != modality:
             raise DataError(f"features.{modality}: {encoder.path} is a {encoder.modality} encoder")
     cache = Path(spec_section.cache) if spec_section.cache else output_dir / "features"
-    accelerator = make_accelerator(recipe, output_dir)
     with accelerator.main_process_first():  # one process encodes, the others read its cache
         features, failed = cache_features(ids, media, encoders, cache, recipe.data.fps, recipe.data.max_frames)
-    seed_all(recipe.schedule.seed)
-    tokenizer, llm = load_model(recipe)
     spec = FeatureSpec(encoders={m: e.path for m, e in encoders.items()}, dims={m: e.dim for m, e in encoders.items()},
                        projector=spec_section.projector, tokens=spec_section.tokens, fusion=spec_section.fusion,
                        fps=recipe.data.fps, max_frames=recipe.data.max_frames, window=spec_section.window)
-    model = FeatureLM(llm, tokenizer, spec)
+    encoders = None  # their weights are not needed any more: the cache holds what they computed
+    seed_all(recipe.schedule.seed)
+    tokenizer = load_tokenizer(recipe)
+    add_placeholders(tokenizer)
+    _, shape = causal_lm_shape(recipe.model.path, recipe.adapter.target_modules, recipe.adapter.r)
     present = [sorted(features[rid]) for rid in ids]
-    data = tokenize_chats([model.chat(chat, mods) for chat, mods in zip(chats, present, strict=True)], tokenizer,
-                          recipe.data.max_length, recipe.data.over_length)
+    data = tokenize_chats([feature_chat(chat, mods, spec) for chat, mods in zip(chats, present, strict=True)],
+                          tokenizer, resolve_max_length(recipe, shape.context), recipe.data.over_length)
+    lengths = [len(e.input_ids) for e in data.examples]
+    cached = sum(a.nbytes for by_modality in features.values() for a in by_modality.values())
+    plan = plan_memory(recipe, shape, lengths, target_counts(data), accelerator.num_processes,
+                       local_processes(accelerator), other={"features": cached},
+                       extra_trainable=_projector_params(spec, shape.hidden))
+    if on_plan:
+        on_plan(plan)
+    _, llm = load_model(recipe, plan.gradient_checkpointing, tokenizer)
+    model = FeatureLM(llm, tokenizer, spec)
     rows = [{m: torch.from_numpy(a) for m, a in features[ids[i]].items()} for i in data.kept]
     pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
+    head, transform = output_head(model), logit_transform(llm.config)
 
     def make_batch(indices: list[int]) -> dict:
         batch = collate([data.examples[i] for i in indices], pad)
@@ -135,8 +176,10 @@ def train_features(recipe: Recipe, resume: bool = False, stop_after: int | None 
         restore_adapter(folder, trained.llm)
         trained.load_state_dict(load_file(str(folder / "adapter" / PROJECTOR_WEIGHTS)), strict=False)
 
-    parts = LoopParts(model=model, n_examples=len(data.examples), make_batch=make_batch, save=save, restore=restore)
+    parts = LoopParts(model=model, n_examples=len(data.examples), make_batch=make_batch, save=save, restore=restore,
+                      lengths=lengths, info={"memory": plan.figures()},
+                      loss=lambda trained, batch: lm_loss(trained, head, batch, recipe.schedule.logits, transform))
     step, losses, _ = run_loop(recipe, parts, accelerator, resume, stop_after, on_step)
     return TrainResult(output_dir, output_dir / "adapter", step, losses, {},
                        {"examples": len(data.examples), "dropped": data.dropped, "truncated": data.truncated,
-                        "cache": str(cache), "media_errors": failed}, model)
+                        "cache": str(cache), "media_errors": failed, "memory": plan.figures()}, model)

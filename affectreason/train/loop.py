@@ -2,20 +2,28 @@
 
 The data order is a pure function of (seed, step): each epoch is a seeded permutation and every
 optimizer step takes the next ``batch_size * grad_accum`` examples. Under ``accelerate launch`` each
-process takes every n-th example of that global batch and its loss is weighted by its share of the
-global target tokens, so N processes compute the same gradient as one process on the whole batch
-(the 2-process CPU test checks it). A checkpoint holds the adapter, optimizer, scheduler and every
-RNG, so resuming from step k reproduces the uninterrupted run's losses.
+process takes every n-th example of that global batch. A process's examples go through the model in
+micro-batches: ``grad_accum`` groups of its share of ``batch_size``, or, with
+``schedule.max_tokens_per_batch``, groups packed to that many padded tokens (longest first, so rows of a
+micro-batch have similar lengths). Every micro-batch's loss is weighted by its share of the step's target
+tokens over all processes, so the step's gradient and loss are the token mean over the whole global batch
+however it is split: N processes, gradient accumulation and token budgets compute what one process
+computes on the whole batch (the 2-process CPU test and the budget test check it). Gradients are
+synchronised once per step (the other micro-batches run under ``no_sync``), so processes may take
+different numbers of micro-batches. A checkpoint holds the adapter, optimizer, scheduler and every RNG, so
+resuming from step k reproduces the uninterrupted run's losses.
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
 import math
+import os
 import random
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -39,6 +47,9 @@ class LoopParts:
     save: Callable[[Path, object, dict | None], None]
     restore: Callable[[Path, object], None]
     evaluate: Callable[[object], dict] | None = None
+    lengths: list[int] | None = None  # tokens of each example: token-budget micro-batches need them
+    loss: Callable[[object, dict], object] | None = None  # (model, batch) -> mean target-token loss
+    info: dict = field(default_factory=dict)  # written into recipe.resolved.json (the memory plan, ...)
 
 
 def seed_all(seed: int) -> None:
@@ -65,6 +76,31 @@ def batch_indices(n: int, batch_size: int, micro_batch: int, seed: int) -> list[
     return out
 
 
+def pack_by_tokens(indices: list[int], lengths: list[int], budget: int) -> list[list[int]]:
+    """``indices`` in micro-batches whose padded size (rows x longest row) is at most ``budget`` tokens, longest
+    examples first; an example longer than the budget goes alone."""
+    order = sorted(indices, key=lambda i: -lengths[i])  # stable: equal lengths keep the data order
+    groups: list[list[int]] = []
+    for index in order:
+        if groups and (len(groups[-1]) + 1) * lengths[groups[-1][0]] <= budget:
+            groups[-1].append(index)
+        else:
+            groups.append([index])
+    return groups
+
+
+def step_micro_batches(step: int, n: int, schedule, rank: int = 0, world: int = 1,
+                       lengths: list[int] | None = None) -> list[list[int]]:
+    """The example indices of each micro-batch this process runs at optimizer step ``step`` (0-based)."""
+    chunks = [batch_indices(n, schedule.batch_size, step * schedule.grad_accum + micro, schedule.seed)[rank::world]
+              for micro in range(schedule.grad_accum)]
+    if not schedule.max_tokens_per_batch:
+        return chunks
+    if lengths is None:
+        raise TrainError("schedule.max_tokens_per_batch needs the token length of every example")
+    return pack_by_tokens([i for chunk in chunks for i in chunk], lengths, schedule.max_tokens_per_batch)
+
+
 def check_trackers(report_to: list[str]) -> None:
     """Refuse a tracker whose package is missing before any weights load."""
     import importlib.util
@@ -83,6 +119,11 @@ def make_accelerator(recipe: Recipe, output_dir: Path):
 
     return Accelerator(mixed_precision=recipe.schedule.mixed_precision, cpu=not torch.cuda.is_available(),
                        log_with=list(recipe.schedule.report_to) or None, project_dir=str(output_dir))
+
+
+def local_processes(accelerator) -> int:
+    """Processes of this run on this machine (they share its memory)."""
+    return int(os.environ.get("LOCAL_WORLD_SIZE", accelerator.num_processes))
 
 
 def flat_config(tree: dict, prefix: str = "") -> dict[str, int | float | str | bool]:
@@ -160,7 +201,7 @@ def run_loop(recipe: Recipe, parts: LoopParts, accelerator, resume: bool = False
         output_dir.mkdir(parents=True, exist_ok=True)
         (output_dir / "recipe.resolved.json").write_text(json.dumps(
             {"recipe": recipe.model_dump(), "affectreason_version": affectreason.__version__,
-             "processes": world}, indent=2))
+             "processes": world, **parts.info}, indent=2))
     if sched.report_to:
         accelerator.init_trackers(output_dir.name, config=flat_config(recipe.model_dump()))
     log = (output_dir / "train_log.jsonl").open("a", encoding="utf-8") if accelerator.is_main_process else None
@@ -170,19 +211,27 @@ def run_loop(recipe: Recipe, parts: LoopParts, accelerator, resume: bool = False
     try:
         while step < last:
             started, tokens, step_loss = time.perf_counter(), 0, 0.0
-            for micro in range(sched.grad_accum):
-                indices = batch_indices(parts.n_examples, sched.batch_size, step * sched.grad_accum + micro, sched.seed)
-                batch = parts.make_batch(indices[rank::world])
-                local = _target_tokens(batch)
-                total = int(accelerator.reduce(torch.tensor(local, device=accelerator.device), "sum")) if world > 1 \
-                    else local
-                with accelerator.autocast():
-                    loss = model(**batch).loss
-                # DDP averages gradients over processes: weighting by the token share makes that the global mean
-                scaled = loss * (local / max(total, 1) * world) / sched.grad_accum
-                accelerator.backward(scaled)
-                step_loss += float(accelerator.reduce(scaled.detach(), "mean")) if world > 1 else float(scaled.detach())
+            batches = [parts.make_batch(indices) for indices in
+                       step_micro_batches(step, parts.n_examples, sched, rank, world, parts.lengths)]
+            counts = [_target_tokens(batch) for batch in batches]
+            total = int(accelerator.reduce(torch.tensor(sum(counts), device=accelerator.device), "sum")) \
+                if world > 1 else sum(counts)
+            local_loss = 0.0
+            for number, (batch, local) in enumerate(zip(batches, counts, strict=True)):
+                last_micro = number == len(batches) - 1
+                with (contextlib.nullcontext() if last_micro or world == 1 else accelerator.no_sync(model)):
+                    with accelerator.autocast():
+                        loss = model(**batch).loss if parts.loss is None else parts.loss(model, batch)
+                    # DDP averages gradients over processes: weighting each micro-batch by its share of the
+                    # step's target tokens (times the processes) makes that the token mean of the global batch
+                    scaled = loss * (local / max(total, 1) * world)
+                    accelerator.backward(scaled)
+                local_loss += float(scaled.detach())
                 tokens += int(batch["attention_mask"].sum()) * world
+            batches = None  # the step's inputs are not kept through the optimizer step
+            step_loss = float(accelerator.reduce(torch.tensor(local_loss, dtype=torch.float64,
+                                                              device=accelerator.device), "mean")) \
+                if world > 1 else local_loss
             accelerator.clip_grad_norm_(params, recipe.optim.max_grad_norm)
             optimizer.step()
             scheduler.step()

@@ -21,6 +21,9 @@ class Section(BaseModel):
 class ModelSection(Section):
     path: str = Field(description="local model folder (or a model id in the local Hugging Face cache)")
     dtype: Literal["float32", "bfloat16", "float16"] = "float32"
+    attention: Literal["sdpa", "eager", "flash_attention_2"] = Field(
+        default="sdpa", description="attention kernel: sdpa never materialises the (tokens x tokens) score matrix "
+        "(a flash kernel on CPU and GPU); eager does, per layer")
 
 
 class AdapterSection(Section):
@@ -34,7 +37,8 @@ class AdapterSection(Section):
 class DataSection(Section):
     train: str = Field(description="JSONL of {'messages': [...]} chats; the last (assistant) turn is the target")
     eval: str | None = None
-    max_length: int = Field(default=1024, ge=16)
+    max_length: int | None = Field(default=None, ge=16, description="longest example in tokens (prompt + reply); "
+                                   "default: the model's context length, so no example of the data is lost")
     over_length: Literal["truncate", "drop"] = "drop"
     frames: Literal["video", "images"] = Field(default="video", description="native models: how clip frames are "
                                                "given (one video input, or separate images)")
@@ -59,7 +63,25 @@ class ScheduleSection(Section):
     eval_every: int = Field(default=0, ge=0, description="0: evaluate only at the end")
     save_every: int = Field(default=0, ge=0, description="0: checkpoint only at the end")
     seed: int = 0
-    gradient_checkpointing: bool = False
+    max_tokens_per_batch: int | None = Field(
+        default=None, ge=16, description="split each step's examples into micro-batches of at most this many "
+        "(padded) tokens, gradients accumulated and token-weighted: the step and its loss stay the same, "
+        "peak memory follows the budget instead of batch_size x the longest example")
+    gradient_checkpointing: bool | Literal["auto"] = Field(
+        default="auto", description="recompute each layer in the backward pass instead of keeping its activations; "
+        "auto: on when the activations would outweigh the rest of the process (runtime, weights, optimizer), or when "
+        "the run fits only with it")
+    logits: Literal["reply", "all"] = Field(
+        default="reply", description="reply: the LM head runs only on the reply tokens the loss covers (in chunks, "
+        "recomputed in the backward pass); all: logits for every position, as the model's own loss does")
+    memory_check: bool = Field(default=True, description="refuse, before weights load, a run whose estimated peak "
+                               "memory exceeds what is free (and say which settings would fit)")
+    memory_limit_gib: float | None = Field(
+        default=None, gt=0, description="plan for a peak of at most this many GiB (resident memory of each process, "
+        "or of the GPU); default: what is free when the run starts")
+    return_freed_memory: bool = Field(
+        default=True, description="glibc: hand freed activation buffers back to the system (mallopt) instead of "
+        "keeping them in the heap, which can double peak RSS on the CPU")
     mixed_precision: Literal["no", "bf16", "fp16"] = Field(default="no", description="autocast through accelerate")
     report_to: list[Literal["tensorboard", "wandb"]] = Field(
         default_factory=list, description="trackers besides train_log.jsonl (their packages must be installed)")

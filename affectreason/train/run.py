@@ -9,9 +9,10 @@ from collections.abc import Callable
 from affectreason.models.native import native_kind
 from affectreason.train.adapter import TrainResult
 from affectreason.train.loop import TrainError, check_trackers
+from affectreason.train.memory import MemoryPlan
 from affectreason.train.recipe import Recipe
 
-__all__ = ["TrainError", "TrainResult", "check_runtime", "train"]
+__all__ = ["MemoryPlan", "TrainError", "TrainResult", "check_runtime", "train"]
 
 
 def check_runtime(recipe: Recipe) -> None:
@@ -25,17 +26,20 @@ def check_runtime(recipe: Recipe) -> None:
 
 
 def train(recipe: Recipe, resume: bool = False, stop_after: int | None = None,
-          on_step: Callable[[dict], None] | None = None) -> TrainResult:
-    """Fine-tune per ``recipe``; ``resume`` continues from the latest checkpoint; ``stop_after`` ends early."""
+          on_step: Callable[[dict], None] | None = None, on_plan: Callable[[MemoryPlan], None] | None = None,
+          ) -> TrainResult:
+    """Fine-tune per ``recipe``; ``resume`` continues from the latest checkpoint; ``stop_after`` ends early.
+    Every path checks its memory plan before the weights load (a run that would not fit is a TrainError naming
+    settings that fit) and hands it to ``on_plan``."""
     check_runtime(recipe)
     if recipe.features:
         from affectreason.train.features import train_features
 
-        return train_features(recipe, resume, stop_after, on_step)
+        return train_features(recipe, resume, stop_after, on_step, on_plan)
     if native_kind(recipe.model.path):
         from affectreason.train.native import train_native
 
-        return train_native(recipe, resume, stop_after, on_step)
+        return train_native(recipe, resume, stop_after, on_step, on_plan)
     from affectreason.train.sft import train_sft
 
-    return train_sft(recipe, resume, stop_after, on_step)
+    return train_sft(recipe, resume, stop_after, on_step, on_plan)

@@ -28,6 +28,7 @@ class Dataset:
     dropped: int = 0
     truncated: int = 0
     kept: list[int] = field(default_factory=list)  # index of each example's chat
+    longest: int = 0  # tokens of the longest chat, before any cut
     notes: list[str] = field(default_factory=list)
 
 
@@ -62,6 +63,7 @@ def tokenize_chats(chats: list[list[dict[str, str]]], tokenizer, max_length: int
         if full[: len(prompt)] != prompt:
             raise DataError("the chat template renders the prompt differently inside the full chat; "
                             "use a model whose template is prefix-stable")
+        data.longest = max(data.longest, len(full))
         labels = [-100] * len(prompt) + full[len(prompt):]
         cut = len(full) > max_length
         if cut and over_length == "drop":
@@ -74,9 +76,20 @@ def tokenize_chats(chats: list[list[dict[str, str]]], tokenizer, max_length: int
         data.truncated += cut
         data.examples.append(Example(full, labels))
         data.kept.append(index)
+    if data.dropped:
+        data.notes.append(f"{data.dropped} of {len(chats)} examples dropped: longer than data.max_length="
+                          f"{max_length} tokens (the longest has {data.longest:,})")
     if not data.examples:
-        raise DataError(f"every example was longer than max_length={max_length} or had no reply tokens")
+        raise DataError(f"every example was longer than data.max_length={max_length} tokens (the longest has "
+                        f"{data.longest:,}, prompt + reply) or had no reply tokens; set data.max_length="
+                        f"{data.longest} or more, or data.over_length=truncate (replies are cut), or build the data "
+                        "with a shorter prompt (`affectreason data RECIPE ... prompt=reason/explain_tuned`)")
     return data
+
+
+def target_counts(data: Dataset) -> list[int]:
+    """Per example, the tokens its loss covers (a causal LM never predicts the first position)."""
+    return [sum(label != -100 for label in e.labels[1:]) for e in data.examples]
 
 
 def _ids(encoded):
