@@ -223,6 +223,7 @@ def test_the_page_explains_the_example_clip_in_chromium(browser, server, tmp_pat
         assert "measured peak 5.0" in chain and "Conclusion" in chain  # the measured value behind a claim
         p.wait_for_function("() => { const i = document.querySelector('#plot img');"
                             " return i && i.complete && i.naturalWidth > 0 }", timeout=30_000)
+        p.wait_for_selector("#clip-video video", timeout=30_000)  # the video renders after the result, under load later
         assert p.locator("#clip-video video").count() == 1  # the clip itself is shown
         assert "AU12" in p.input_value("#cues-text textarea")
         with p.expect_download(timeout=30_000) as download:
