@@ -113,25 +113,33 @@ def test_micro_batches_respect_the_token_budget():
     assert sorted(i for g in plain for i in g) == sorted(i for g in packed for i in g)
 
 
-def test_auto_checkpointing_follows_the_activations():
+def test_auto_trades_memory_for_time_only_when_the_run_needs_it():
     from transformers import LlamaConfig, LlamaForCausalLM
 
-    from affectreason.train.memory import GIB, estimate, micro_batch_geometry, model_shape
+    from affectreason.train.memory import GIB, current_rss, estimate, micro_batch_geometry, model_shape, plan_memory
 
     smollm2 = LlamaConfig(hidden_size=576, intermediate_size=1536, num_hidden_layers=30, num_attention_heads=9,
                           num_key_value_heads=3, vocab_size=49152, tie_word_embeddings=True)
     targets = ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"]
-    shape = model_shape(smollm2, LlamaForCausalLM, targets, 16)
+    shape = model_shape(smollm2, LlamaForCausalLM, targets, 16)  # on the meta device: no weights
     assert shape.params == 134_515_008 and shape.layers == 30
-    recipe = Recipe.model_validate({"model": {"path": "m"}, "data": {"train": __file__}, "output_dir": "o",
-                                    "schedule": {"batch_size": 1}})
-    one = micro_batch_geometry([1100], [240], recipe.schedule)
-    off, on = (estimate(recipe, shape, one, gc, runtime=int(0.55 * GIB)) for gc in (False, True))
-    assert off.activations > off.runtime + off.weights + off.trainable > on.activations  # auto: on
-    assert on.device_peak < 1.5 * GIB  # the goal for batch 1 at the default prompt
-    everything = estimate(recipe.model_copy(update={"schedule": recipe.schedule.model_copy(
-        update={"logits": "all"})}), shape, one, True, runtime=int(0.55 * GIB))
-    assert everything.logits > 4 * on.logits  # logits of every position vs of the reply only
+
+    def recipe(**schedule) -> Recipe:
+        return Recipe.model_validate({"model": {"path": "m"}, "data": {"train": __file__}, "output_dir": "o",
+                                      "adapter": {"dropout": 0.0}, "schedule": {"batch_size": 1, **schedule}})
+
+    one = micro_batch_geometry([1100], [240], recipe().schedule)  # batch 1 at the default prompt
+    fast, frugal = (estimate(recipe(), shape, one, on, int(0.55 * GIB), freed=on) for on in (False, True))
+    assert frugal.device_peak < 1.5 * GIB < fast.device_peak  # the goal needs both trades
+    everything = estimate(recipe(logits="all"), shape, one, True, int(0.55 * GIB), freed=True)
+    assert everything.logits > 4 * frugal.logits  # logits of every position vs of the reply only
+    rss = current_rss() / GIB
+    roomy = plan_memory(recipe(memory_limit_gib=rss + 8), shape, [1100], [240])
+    assert not roomy.gradient_checkpointing and not roomy.return_freed_memory  # nothing to trade: fastest
+    tight = plan_memory(recipe(memory_limit_gib=rss + 1.2), shape, [1100], [240])
+    assert tight.gradient_checkpointing and tight.return_freed_memory and tight.estimate.device_peak <= tight.allowed
+    forced = plan_memory(recipe(memory_limit_gib=rss + 8, gradient_checkpointing=True), shape, [1100], [240])
+    assert forced.gradient_checkpointing and not forced.return_freed_memory
 
 
 def test_an_impossible_batch_is_refused_before_weights_load_naming_one_that_fits(tiny_qwen2, task, tmp_path,

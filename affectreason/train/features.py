@@ -121,8 +121,6 @@ def train_features(recipe: Recipe, resume: bool = False, stop_after: int | None 
 
     spec_section, output_dir = recipe.features, Path(recipe.output_dir)
     chats, media, ids = read_chats(recipe.data.train), read_media(recipe.data.train), record_ids(recipe.data.train)
-    if recipe.schedule.return_freed_memory:
-        return_freed_memory()
     accelerator = make_accelerator(recipe, output_dir)
     paths = {m: p for m, p in (("vision", spec_section.vision), ("audio", spec_section.audio)) if p}
     check_encoders(recipe, {m: str(model_folder(p, "encoder")) for m, p in paths.items()},
@@ -152,6 +150,8 @@ def train_features(recipe: Recipe, resume: bool = False, stop_after: int | None 
                        extra_trainable=_projector_params(spec, shape.hidden))
     if on_plan:
         on_plan(plan)
+    if plan.return_freed_memory:
+        return_freed_memory()
     _, llm = load_model(recipe, plan.gradient_checkpointing, tokenizer)
     model = FeatureLM(llm, tokenizer, spec)
     rows = [{m: torch.from_numpy(a) for m, a in features[ids[i]].items()} for i in data.kept]

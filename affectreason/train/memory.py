@@ -9,16 +9,18 @@ The estimate of one process's peak (bytes):
 - trainable: LoRA (and projector) parameters in float32 with their gradient and AdamW's two moments;
 - activations of the largest micro-batch (rows x padded width): per token and decoder layer, with frozen
   base weights, about 9 hidden + 2 key/value + 4 intermediate values + r per adapted projection, plus a copy of
-  each adapted projection's input and its mask under LoRA dropout; with gradient checkpointing (``auto``: on
-  when these activations would outweigh runtime + weights + trainable state) each layer
+  each adapted projection's input and its mask under LoRA dropout; with gradient checkpointing each layer
   keeps only its input and one layer is recomputed at a time; eager attention adds heads x width^2 scores
   per row and layer (sdpa keeps none); the padding mask is rows x width^2 bytes;
 - logits: three float32 copies (logits, log-softmax, gradient) of tokens x vocabulary with
   ``schedule.logits=all``, of one ``train.loss`` chunk with ``reply``;
-- heap: on glibc without ``schedule.return_freed_memory``, freed buffers stay in the heap: about 70% of the
-  transient memory above or 1.1 GiB, whichever is more (measured on SmolLM2-135M); 10% otherwise;
+- heap: unless freed memory is returned (``schedule.return_freed_memory``), glibc keeps freed buffers in its heap:
+  about 70% of the transient memory above or 1.1 GiB, whichever is more (measured on SmolLM2-135M); 10% otherwise;
 - other: what a path adds (the feature cache, a vision tower's activations, which need no gradients).
 ``eval/bench/train_memory.py`` prints the estimate beside the measured peak of every configuration it runs.
+
+``plan_memory`` then resolves the two ``auto`` trades of time for memory (gradient checkpointing, returning freed
+memory) to the fastest combination that fits, and refuses the run if none does.
 """
 
 from __future__ import annotations
@@ -41,11 +43,12 @@ DTYPE_BYTES = {"float32": 4, "bfloat16": 2, "float16": 2}
 M_MMAP_THRESHOLD = -3  # glibc mallopt parameter
 
 
-def return_freed_memory(threshold: int = 1024 * 1024) -> bool:
+def return_freed_memory(threshold: int = 512 * 1024) -> bool:
     """glibc only: serve allocations above ``threshold`` bytes with their own mappings, returned to the system when
     freed. By default glibc raises that threshold as large blocks are freed and then serves activation-sized
-    buffers from a heap it does not shrink, which doubled the peak RSS of SmolLM2 training (2.46 -> 1.35 GB at
-    batch 1 with checkpointing). Returns whether it was applied."""
+    buffers from a heap it does not shrink, which nearly doubled the peak RSS of SmolLM2 training (2.46 -> 1.33 GB
+    at batch 1 with checkpointing); the price is a page fault per fresh page of every large buffer (about a third
+    of the CPU throughput). Returns whether it was applied."""
     if platform.system() != "Linux" or not platform.libc_ver()[0] == "glibc":
         return False
     try:
@@ -198,7 +201,7 @@ def current_rss() -> int:
 
 def estimate(recipe: Recipe, shape: ModelShape, geometry: Geometry, gradient_checkpointing: bool,
              runtime: int | None = None, device: str = "cpu", other: dict[str, int] | None = None,
-             extra_trainable: int = 0) -> Estimate:
+             extra_trainable: int = 0, freed: bool = False) -> Estimate:
     """The estimated peak of a run of ``recipe`` (see the module's description)."""
     sched = recipe.schedule
     b = DTYPE_BYTES[recipe.model.dtype]
@@ -227,7 +230,7 @@ def estimate(recipe: Recipe, shape: ModelShape, geometry: Geometry, gradient_che
     transient = activations + logits
     if device != "cpu":
         heap = int(0.1 * transient)
-    elif sched.return_freed_memory and platform.system() == "Linux":
+    elif freed and platform.system() == "Linux":
         heap = int(0.1 * transient)
     else:
         heap = int(max(0.7 * transient, 1.1 * GIB))
@@ -302,25 +305,39 @@ class WouldNotFit(TrainError):
 
 @dataclass
 class MemoryPlan:
-    """The checked plan: its estimate, whether layers are recomputed, and what was free."""
+    """The checked plan: its estimate, the memory-for-time trades it chose, and what was allowed."""
 
     estimate: Estimate
     gradient_checkpointing: bool
+    return_freed_memory: bool
     allowed: int
     source: str
 
     def line(self) -> str:
-        return f"memory: estimated peak {self.estimate.summary()}; {self.allowed / GIB:.2f} GiB allowed ({self.source})"
+        freed = ", freed memory returned" if self.return_freed_memory else ""
+        return (f"memory: estimated peak {self.estimate.summary()}{freed}; {self.allowed / GIB:.2f} GiB allowed "
+                f"({self.source})")
 
     def figures(self) -> dict:
-        return {**self.estimate.figures(), "allowed_gib": round(self.allowed / GIB, 3), "allowed_by": self.source}
+        return {**self.estimate.figures(), "return_freed_memory": self.return_freed_memory,
+                "allowed_gib": round(self.allowed / GIB, 3), "allowed_by": self.source}
+
+
+def _choices(setting: bool | str) -> list[bool]:
+    return [False, True] if setting == "auto" else [bool(setting)]
 
 
 def plan_memory(recipe: Recipe, shape: ModelShape, lengths: list[int], replies: list[int], world: int = 1,
                 local_world: int | None = None, other: dict[str, int] | None = None,
                 extra_trainable: int = 0) -> MemoryPlan:
-    """Decide gradient checkpointing (``auto``) and check the run fits; a run that does not is a TrainError that
-    gives the estimate, what is free, and settings that would fit. ``local_world``: processes on this machine."""
+    """Resolve the ``auto`` trades of memory for time and check the run fits; a run that does not is a
+    ``WouldNotFit`` error with the estimate, what is allowed and settings that would fit. ``local_world``:
+    processes on this machine (they share its memory).
+
+    Both trades cost time on the CPU (measured on SmolLM2-135M, batch 1 at the default prompt, 2 threads: gradient
+    checkpointing about a third of the throughput, returning freed memory about a third, for page faults on every
+    large buffer), so ``auto`` takes the fastest of: neither, returning freed memory, checkpointing, both, whose
+    estimate fits."""
     import torch  # noqa: F401  (imported before the runtime is measured: the run needs it)
     import transformers  # noqa: F401
 
@@ -336,31 +353,30 @@ def plan_memory(recipe: Recipe, shape: ModelShape, lengths: list[int], replies: 
             allowed, source = min(allowed, int(recipe.schedule.memory_limit_gib * GIB)), \
                 f"schedule.memory_limit_gib={recipe.schedule.memory_limit_gib:g}"
 
-    def make(r: Recipe, gc: bool, lens=lengths, reps=replies) -> Estimate:
+    def make(r: Recipe, gc: bool, freed: bool, lens=lengths, reps=replies) -> Estimate:
         geometry = micro_batch_geometry(lens, reps, r.schedule, world)
-        return estimate(r, shape, geometry, gc, runtime, device, other, extra_trainable)
+        return estimate(r, shape, geometry, gc, runtime, device, other, extra_trainable, freed)
 
     def fits(e: Estimate) -> bool:
         return e.device_peak <= allowed and (device == "cpu" or e.host_peak <= runtime + SAFETY * free)
 
-    setting = recipe.schedule.gradient_checkpointing
-    if setting == "auto":
-        # it pays when the activations would outweigh the rest of the process (it then about halves the peak or
-        # better, for one more forward pass per step), or when the run fits only with it
-        without = make(recipe, False)
-        gc = without.activations > without.runtime + without.weights + without.trainable or not fits(without)
-    else:
-        gc = bool(setting)
-    chosen = make(recipe, gc)
-    plan = MemoryPlan(chosen, gc, allowed, source)
-    if fits(chosen) or not recipe.schedule.memory_check:
+    sched = recipe.schedule
+    trades = [(gc, freed) for gc in _choices(sched.gradient_checkpointing)
+              for freed in _choices(sched.return_freed_memory)]
+    trades.sort(key=lambda t: (t[0] + t[1], t[0]))  # fastest first; returning memory before recomputing layers
+    for gc, freed in trades:
+        chosen = make(recipe, gc, freed)
+        if fits(chosen):
+            return MemoryPlan(chosen, gc, freed, allowed, source)
+    plan = MemoryPlan(chosen, gc, freed, allowed, source)  # the most frugal choice
+    if not sched.memory_check:
         return plan
-    suggestion = _suggest(recipe, make, fits, lengths, replies, gc)
+    suggestion = _suggest(recipe, make, fits, lengths, replies)
     raise WouldNotFit(f"this run would not fit in memory: estimated peak {chosen.summary()}, but {allowed / GIB:.2f} "
                       f"GiB is allowed ({source}). {suggestion} (schedule.memory_check=false runs it anyway)", plan)
 
 
-def _suggest(recipe: Recipe, make, fits, lengths: list[int], replies: list[int], gc: bool) -> str:
+def _suggest(recipe: Recipe, make, fits, lengths: list[int], replies: list[int]) -> str:
     """The first settings (least change first) whose estimate fits, as ``key=value`` overrides."""
     sched = recipe.schedule
     longest = max(lengths)
@@ -372,23 +388,20 @@ def _suggest(recipe: Recipe, make, fits, lengths: list[int], replies: list[int],
             budgets.append(budget)
         budget //= 2
     budgets = [b for b in budgets if b >= longest] or [longest]
-    same: list[dict] = []  # settings that keep the steps and losses exactly
-    if not gc:
-        same.append({"schedule.gradient_checkpointing": True})
-    for b in budgets:
-        same.append({"schedule.max_tokens_per_batch": b, **({} if gc else {"schedule.gradient_checkpointing": True})})
+    frugal = {"schedule.gradient_checkpointing": True, "schedule.return_freed_memory": True}
+    frugal = {k: v for k, v in frugal.items() if getattr(sched, k.split(".")[1]) is not True}
+    same: list[dict] = [frugal] if frugal else []  # settings that keep the steps and losses exactly
+    same += [{"schedule.max_tokens_per_batch": b, **frugal} for b in budgets]
     for overrides in same:
-        candidate = _apply(recipe, overrides)
-        e = make(candidate, candidate.schedule.gradient_checkpointing is True or gc)
+        e = make(_apply(recipe, overrides), True, True)
         if fits(e):
             return (f"Settings that fit: {' '.join(f'{k}={_show(v)}' for k, v in overrides.items())} (estimated "
                     f"{e.device_peak / GIB:.2f} GiB; the same steps and losses: the batch of {sched.batch_size} is "
                     f"split into micro-batches of at most {e.geometry.rows} x {e.geometry.width:,} tokens whose "
                     f"gradients accumulate).")
     if recipe.model.dtype == "float32" and recipe.adapter.kind == "lora":
-        overrides = {"model.dtype": "bfloat16", "schedule.gradient_checkpointing": True,
-                     "schedule.max_tokens_per_batch": max(longest, 16)}
-        e = make(_apply(recipe, overrides), True)
+        overrides = {"model.dtype": "bfloat16", **frugal, "schedule.max_tokens_per_batch": max(longest, 16)}
+        e = make(_apply(recipe, overrides), True, True)
         if fits(e):
             return (f"Even one example of {longest:,} tokens per micro-batch does not fit in float32; settings that "
                     f"fit: {' '.join(f'{k}={_show(v)}' for k, v in overrides.items())} (estimated "
@@ -396,9 +409,10 @@ def _suggest(recipe: Recipe, make, fits, lengths: list[int], replies: list[int],
     cut = longest
     while cut > 64:
         cut = int(cut * 0.75)
-        overrides = {"data.max_length": cut, "data.over_length": "truncate", "schedule.gradient_checkpointing": True,
+        overrides = {"data.max_length": cut, "data.over_length": "truncate", **frugal,
                      "schedule.max_tokens_per_batch": cut}
-        e = make(_apply(recipe, overrides), True, [min(n, cut) for n in lengths], [min(n, cut) for n in replies])
+        e = make(_apply(recipe, overrides), True, True, [min(n, cut) for n in lengths],
+                 [min(n, cut) for n in replies])
         if fits(e):
             return (f"Even one example of {longest:,} tokens per micro-batch does not fit; settings that fit: "
                     f"{' '.join(f'{k}={_show(v)}' for k, v in overrides.items())} (estimated "

@@ -170,8 +170,6 @@ def train_native(recipe: Recipe, resume: bool = False, stop_after: int | None = 
     if recipe.adapter.kind == "qlora":
         raise TrainError("adapter.kind=qlora is for text models; native multimodal models train with lora")
     chats, media = read_chats(recipe.data.train), read_media(recipe.data.train)
-    if recipe.schedule.return_freed_memory:
-        return_freed_memory()
     accelerator = make_accelerator(recipe, Path(recipe.output_dir))
     kind = native_kind(recipe.model.path)
     if any(m["audios"] for m in media) and kind != "omni":
@@ -180,6 +178,8 @@ def train_native(recipe: Recipe, resume: bool = False, stop_after: int | None = 
     plan, lengths = plan_native(recipe, chats, media, kind, accelerator)
     if on_plan:
         on_plan(plan)
+    if plan.return_freed_memory:
+        return_freed_memory()
     seed_all(recipe.schedule.seed)
     lm = NativeMLLM(recipe.model.path)
     if lm.lm.config._attn_implementation != recipe.model.attention:

@@ -68,9 +68,8 @@ class ScheduleSection(Section):
         "(padded) tokens, gradients accumulated and token-weighted: the step and its loss stay the same, "
         "peak memory follows the budget instead of batch_size x the longest example")
     gradient_checkpointing: bool | Literal["auto"] = Field(
-        default="auto", description="recompute each layer in the backward pass instead of keeping its activations; "
-        "auto: on when the activations would outweigh the rest of the process (runtime, weights, optimizer), or when "
-        "the run fits only with it")
+        default="auto", description="recompute each layer in the backward pass instead of keeping its activations "
+        "(about a third slower on the CPU); auto: when the run would not fit otherwise")
     logits: Literal["reply", "all"] = Field(
         default="reply", description="reply: the LM head runs only on the reply tokens the loss covers (in chunks, "
         "recomputed in the backward pass); all: logits for every position, as the model's own loss does")
@@ -79,9 +78,10 @@ class ScheduleSection(Section):
     memory_limit_gib: float | None = Field(
         default=None, gt=0, description="plan for a peak of at most this many GiB (resident memory of each process, "
         "or of the GPU); default: what is free when the run starts")
-    return_freed_memory: bool = Field(
-        default=True, description="glibc: hand freed activation buffers back to the system (mallopt) instead of "
-        "keeping them in the heap, which can double peak RSS on the CPU")
+    return_freed_memory: bool | Literal["auto"] = Field(
+        default="auto", description="glibc: hand freed activation buffers back to the system (mallopt, for the rest "
+        "of the process) instead of keeping them in the heap, which saves ~1 GiB of RSS for page faults that cost "
+        "about a third of the throughput on the CPU; auto: when the run would not fit otherwise")
     mixed_precision: Literal["no", "bf16", "fp16"] = Field(default="no", description="autocast through accelerate")
     report_to: list[Literal["tensorboard", "wandb"]] = Field(
         default_factory=list, description="trackers besides train_log.jsonl (their packages must be installed)")

@@ -102,8 +102,6 @@ def train_sft(recipe: Recipe, resume: bool = False, stop_after: int | None = Non
     output_dir = Path(recipe.output_dir)
     chats = read_chats(recipe.data.train)
     eval_chats = read_chats(recipe.data.eval) if recipe.data.eval else None
-    if recipe.schedule.return_freed_memory:
-        return_freed_memory()
     accelerator = make_accelerator(recipe, output_dir)
     seed_all(recipe.schedule.seed)
     tokenizer = load_tokenizer(recipe)
@@ -116,6 +114,8 @@ def train_sft(recipe: Recipe, resume: bool = False, stop_after: int | None = Non
                        local_processes(accelerator))
     if on_plan:
         on_plan(plan)
+    if plan.return_freed_memory:
+        return_freed_memory()
     _, model = load_model(recipe, plan.gradient_checkpointing, tokenizer)
     pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
     head, transform = output_head(model), logit_transform(model.config)
