@@ -28,6 +28,7 @@ from affectreason.eval.registry import METRICS, OPTIONS, Metric, MetricSpec, Sco
 from affectreason.eval.report import aggregate, render_comparison, render_table, write_json, write_per_sample
 from affectreason.eval.result import MetricResult
 from affectreason.media import DEFAULT_MAX_DURATION_S
+from affectreason.reason.messages import MAX_CHARS, MAX_ITEMS
 
 err = Console(stderr=True, soft_wrap=True)
 
@@ -177,7 +178,16 @@ MaxDuration = Annotated[float, typer.Option("--max-duration", help="seconds of a
                                             "clip is cut there, with a warning (memory stays bounded)")]
 OpenFaceOpt = Annotated[Path | None, typer.Option("--openface", help="OpenFace 2.0 CSV: AUs instead of MediaPipe")]
 BatchOut = Annotated[Path | None, typer.Option("--out", help="JSONL output for a folder (resumable)")]
+MaxChars = Annotated[int, typer.Option("--max-chars", help="length limit of each text field of the answer")]
+MaxItems = Annotated[int, typer.Option("--max-items", help="length limit of each list of the answer")]
 ClipPath = Annotated[Path, typer.Argument(help="a clip (video, image or audio file) or a folder of clips")]
+
+
+def _bounds(max_chars: int, max_items: int):
+    """The answer's bounds, the same for every model backend: hf and vllm decode under them, a server is sent them."""
+    from affectreason.backends.server import QueryConfig
+
+    return QueryConfig(max_chars=max_chars, max_items=max_items)
 
 
 def _is_batch(path: Path, out: Path | None) -> bool:
@@ -271,7 +281,9 @@ def explain_cmd(path: ClipPath, out: BatchOut = None,
                 endpoint: Endpoint = None,
                 server_model: Annotated[str | None, typer.Option("--server-model", help="openai: model name")] = None,
                 api_key: ApiKey = None,
-                max_new_tokens: Annotated[int, typer.Option("--max-new-tokens", help="hf: reply length")] = 384,
+                max_new_tokens: Annotated[int, typer.Option(
+                    "--max-new-tokens", help="hf, vllm: reply length")] = 384,
+                max_chars: MaxChars = MAX_CHARS, max_items: MaxItems = MAX_ITEMS,
                 no_constrain: Annotated[bool, typer.Option(
                     "--no-constrain", help="hf: decode freely instead of under the bounded Explanation JSON "
                     "schema (to compare)")] = False,
@@ -286,7 +298,7 @@ def explain_cmd(path: ClipPath, out: BatchOut = None,
     from affectreason.cues.pipeline import CueConfig
 
     spec = BackendSpec(backend, model, adapter, endpoint, server_model, api_key, max_new_tokens, label_endpoint,
-                       label_model, constrain=not no_constrain)
+                       label_model, server=_bounds(max_chars, max_items), constrain=not no_constrain)
     config = CueConfig(fps=fps, face_model=face_model, asr_model=asr_model, asr=not no_asr,
                        max_duration_s=max_duration)
     note = lambda line: err.print(f"[dim]{line}[/dim]")  # noqa: E731
@@ -439,8 +451,7 @@ def query_cmd(
     retries: Annotated[int, typer.Option("--retries", help="retries after connection errors, 429, 5xx")] = 3,
     backoff: Annotated[float, typer.Option("--backoff", help="first retry delay (s), doubling")] = 1.0,
     max_tokens: Annotated[int, typer.Option("--max-tokens", help="answer length limit")] = 768,
-    max_chars: Annotated[int, typer.Option("--max-chars", help="length limit of each text field")] = 400,
-    max_items: Annotated[int, typer.Option("--max-items", help="length limit of each list")] = 6,
+    max_chars: MaxChars = MAX_CHARS, max_items: MaxItems = MAX_ITEMS,
     frames: Annotated[int, typer.Option("--frames", help="key frames sent as images (vision models)")] = 0,
     audio: Annotated[bool, typer.Option("--audio", help="send the clip's audio (audio models)")] = False,
     prompt: Annotated[str, typer.Option("--prompt", help="prompt to render: the adapter's own (its "
@@ -482,7 +493,8 @@ def eval_cmd(
     endpoint: Endpoint = None,
     server_model: Annotated[str | None, typer.Option("--server-model", help="openai: model name")] = None,
     api_key: ApiKey = None,
-    max_new_tokens: Annotated[int, typer.Option("--max-new-tokens", help="hf: reply length")] = 384,
+    max_new_tokens: Annotated[int, typer.Option("--max-new-tokens", help="hf, vllm: reply length")] = 384,
+    max_chars: MaxChars = MAX_CHARS, max_items: MaxItems = MAX_ITEMS,
     limit: Annotated[int | None, typer.Option("--limit", help="records per task")] = None,
     anchors: Annotated[Path | None, typer.Option(
         "--anchors", help="anchor data folder (or env AFFECTREASON_ANCHORS)")] = None,
@@ -529,7 +541,8 @@ def eval_cmd(
                             wheel_dir=wheel_dir or (found / "emotion_wheel" if found else None), workers=workers,
                             resamples=resamples, judge_endpoint=judge_endpoint, judge_model=judge_model,
                             api_key=api_key)
-    spec = BackendSpec(backend, model, adapter, endpoint, server_model, api_key, max_new_tokens)
+    spec = BackendSpec(backend, model, adapter, endpoint, server_model, api_key, max_new_tokens,
+                       server=_bounds(max_chars, max_items))
     suite, tasks = resolve(target[0], limit)
     note = lambda line: err.print(f"[dim]{line}[/dim]")  # noqa: E731
     reasoner = load_reasoner(spec, note) if spec.batching() != "processes" else None

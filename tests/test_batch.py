@@ -64,11 +64,11 @@ def test_batch_output_has_a_manifest_saying_what_produced_it(tmp_path):
     assert manifest["affectreason_version"] == __version__
     assert manifest["backend"]["resolved"] == "openai" and manifest["backend"]["server_model"] == "served"
     assert "api_key" not in json.dumps(manifest)
-    assert manifest["prompt"] == "reason/explain@2"
+    assert manifest["prompt"] == "reason/explain@3"
     assert manifest["cues"]["fps"] == 5.0 and manifest["input"] == str(cues)
     assert [(r["ok"], r["skipped"], r["failed"]) for r in manifest["runs"]] == [(2, 0, 0), (0, 2, 0)]
     records = [json.loads(line) for line in out.read_text().splitlines()]
-    assert len(records) == 2 and all(r["explanation"]["prompt"] == "reason/explain@2" for r in records)
+    assert len(records) == 2 and all(r["explanation"]["prompt"] == "reason/explain@3" for r in records)
 
 
 def test_a_loaded_reasoner_runs_in_this_process_over_known_cues(tmp_path):

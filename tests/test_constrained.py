@@ -149,7 +149,7 @@ def test_brace_label_parses_to_no_labels_and_a_parse_error():
 
 
 def test_copy_check_flags_the_worked_example_and_not_genuine_observations():
-    copies = example_observations("reason/explain@2")
+    copies = example_observations("reason/explain_example@1")
     assert len(copies) == 3 and copies[1] == "loud, fast speech (78 dB, 6.1 syllables/s)"
     genuine = [Clue(modality="face", text="AU12 lip corner puller at 4.2/5 from 0.2 to 1.2 s"),
                Clue(modality="voice", text="moderately loud, fast speech (71 dB, 5.8 syllables/s)"),
@@ -179,13 +179,14 @@ def test_explain_cues_checks_copies_against_the_prompt_the_reasoner_used():
         def explain(self, cues, clip=None):
             answer = parse_explanation(json.dumps({"observations": [{"modality": "face", "text": copies[0]}],
                                                    "interpretation": "x", "conclusion": "y", "labels": ["angry"]}))
-            answer.prompt = "reason/explain@2"
+            answer.prompt = "reason/explain_example@1"
             return answer
 
-    copies = example_observations("reason/explain")
+    copies = example_observations("reason/explain_example")
     explanation = explain_cues(SMILING, Copier())
     assert explanation.grounding.copied == [0] and explanation.grounding.score == 0.0
     assert example_observations("reason/explain_tuned@1") == () and example_observations(None) == ()
+    assert example_observations("reason/explain") == ()  # version 3 shows no example
 
 
 @pytest.mark.parametrize("module", ["affectreason.labels", "affectreason.reason.lexicon",

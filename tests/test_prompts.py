@@ -22,6 +22,7 @@ EXAMPLE_VARIABLES = {
     "judges/emer_label_overlap": {"reference": ["happy", "relaxed"], "prediction": ["joyful"]},
     "judges/ov_synonym_groups": {"labels": ["glad", "happy", "worried"]},
     "reason/explain": {"clip_id": "clip1", "cues": CUE_LINE},
+    "reason/explain_example": {"clip_id": "clip1", "cues": CUE_LINE},
     "reason/explain_tuned": {"clip_id": "clip1", "cues": CUE_LINE},
 }
 SHIPPED = sorted(str(p.relative_to(prompts_dir()).with_suffix("")) for p in prompts_dir().rglob("*.yaml"))

@@ -168,6 +168,35 @@ def test_offline_vllm_backend_explains_a_folder_in_one_batch(tiny_model, adapter
     assert (tmp_path / "explained.cues.jsonl").is_file()  # cues cached for a re-run
 
 
+def test_hf_and_the_vllm_server_score_the_same(server, tiny_model, anchors, tmp_path):
+    """The acceptance of ``affectreason eval``: greedy, under the same bounded schema (llguidance both ways), the
+    tiny Qwen2 in this process (transformers) and behind the vLLM server answer alike, so the scores are equal."""
+    from affectreason.backends.load import BackendSpec, load_reasoner
+    from affectreason.suites.run import EvalSettings, run_task
+    from affectreason.suites.task import load_task
+
+    bounds = QueryConfig(concurrency=8, max_tokens=400, max_chars=24, max_items=2, retries=1, backoff_s=0.2)
+    local = BackendSpec("hf", model=str(tiny_model), max_new_tokens=400, server=bounds)
+    served = BackendSpec("openai", endpoint=server.url, server_model="qwen2_128", api_key=KEY, max_new_tokens=400,
+                         server=bounds)
+    reasoners = {"hf": load_reasoner(local), "openai": None}
+    figures, texts = {}, {}
+    for name, spec in (("hf", local), ("openai", served)):
+        settings = EvalSettings(out=tmp_path / name, anchors=anchors, wheel_dir=anchors / "emotion_wheel",
+                                resamples=0)
+        for task in ("meld-text", "mosi-text"):
+            result = run_task(load_task(task).model_copy(update={"limit": 8}), spec, settings, reasoners[name])
+            assert result.status == "ok" and result.failures == 0 and result.n == 8, (name, task, result.reason)
+            figures[name, task] = [(f["metric"], f["key"], f["value"]) for f in result.figures]
+            records = [json.loads(line) for line in (tmp_path / name / task / result.files["predictions"])
+                       .read_text().splitlines()]
+            texts[name, task] = {r["clip"]["id"]: r["explanation"]["raw_text"] for r in records}
+    for task in ("meld-text", "mosi-text"):
+        assert texts["hf", task] == texts["openai", task]  # the same answers, token for token
+        assert figures["hf", task] == figures["openai", task]
+    assert len(set(texts["hf", "meld-text"].values())) > 1  # the records' prompts differ, and so do the answers
+
+
 def test_server_killed_mid_batch_then_rerun_completes_only_the_failed(server, tmp_path):
     """Runs last: it kills the module's server, then restarts it for the re-run."""
     cues_file, out = tmp_path / "cues.jsonl", tmp_path / "out.jsonl"

@@ -19,6 +19,7 @@ from typing import Literal
 from affectreason.backends.server import QueryConfig
 from affectreason.errors import UsageError
 from affectreason.reason.explain import Reasoner, RulesReasoner
+from affectreason.reason.messages import bounded_schema
 
 BACKENDS = ("auto", "rules", "hf", "openai", "vllm")
 Batching = Literal["processes", "threads", "engine"]
@@ -122,12 +123,17 @@ def _local(spec: BackendSpec, say: Callable[[str], None]) -> Reasoner:
         raise UsageError("--backend hf needs --model (a local chat model folder)")
     try:
         if spec.adapter and (Path(spec.adapter) / FEATURE_CONFIG).is_file():
-            return FeatureReasoner(spec.model, spec.adapter, spec.max_new_tokens, constrain=spec.constrain)
-        if native_kind(spec.model):
-            return NativeReasoner(spec.model, spec.adapter, spec.max_new_tokens, constrain=spec.constrain)
-        return HFReasoner(spec.model, spec.adapter, spec.max_new_tokens, constrain=spec.constrain)
+            reasoner = FeatureReasoner(spec.model, spec.adapter, spec.max_new_tokens, constrain=spec.constrain)
+        elif native_kind(spec.model):
+            reasoner = NativeReasoner(spec.model, spec.adapter, spec.max_new_tokens, constrain=spec.constrain)
+        else:
+            reasoner = HFReasoner(spec.model, spec.adapter, spec.max_new_tokens, constrain=spec.constrain)
     except ModelMissing as exc:
         if spec.name == "hf":
             raise
         say(f"auto: {exc}; using the rules engine instead")
         return RulesReasoner()
+    if spec.constrain:
+        # the bounds a server would be sent (--max-chars / --max-items), so local and served answers match
+        reasoner.schema = bounded_schema(spec.server.schema, spec.server.max_chars, spec.server.max_items)
+    return reasoner

@@ -35,7 +35,7 @@ def build_messages(cues: Cues, max_cue_tokens: int = 400, prompt: str = DEFAULT_
 
 
 def prompt_id(prompt: str) -> str:
-    """``name@version`` of a prompt, as outputs record it (e.g. ``reason/explain@2``)."""
+    """``name@version`` of a prompt, as outputs record it (e.g. ``reason/explain@3``)."""
     return f"{prompt}@{load_prompt(prompt).version}"
 
 
@@ -44,7 +44,7 @@ def example_observations(prompt: str | None) -> tuple[str, ...]:
     """The observation texts of the worked example that prompt ``prompt`` (``name`` or ``name@version``) shows, for
     the copy check of grounding; empty for no prompt, an unknown one or one without an example.
 
-    >>> example_observations("reason/explain@2")[0]
+    >>> example_observations("reason/explain_example@1")[0]
     'AU04 brow lowerer at 3.1/5 from 0.2 to 1.6 s'
     """
     if not prompt:

