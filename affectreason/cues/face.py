@@ -12,6 +12,7 @@ import hashlib
 import importlib.util
 import io
 import os
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -119,14 +120,16 @@ class FaceExtractor:
     def __exit__(self, *exc) -> None:
         self._landmarker.close()
 
-    def run(self, frames: Frames) -> list[FaceFrame]:
-        """One FaceFrame per sampled frame: face count, main-face box and its AU intensities."""
+    def run(self, frames: Frames | Iterable[tuple[float, np.ndarray]]) -> list[FaceFrame]:
+        """One FaceFrame per sampled frame (``Frames``, or ``(t, image)`` pairs such as a ``FrameStream``, which
+        keeps one decoded frame in memory at a time): face count, main-face box and its AU intensities."""
         import mediapipe as mp
 
         out: list[FaceFrame] = []
         previous = None
         last_ms = -1
-        for t, image in zip(frames.times, frames.images, strict=True):
+        pairs = zip(frames.times, frames.images, strict=True) if isinstance(frames, Frames) else frames
+        for t, image in pairs:
             stamp = max(int(round(t * 1000)), last_ms + 1)  # video mode needs strictly increasing stamps
             last_ms = stamp
             result = self._landmarker.detect_for_video(

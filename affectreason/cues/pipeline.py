@@ -8,12 +8,13 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from importlib.metadata import PackageNotFoundError, version
+from itertools import chain
 from pathlib import Path
 
 from affectreason.cues.face import FaceExtractor, apex_time, au_events, read_openface_csv
 from affectreason.cues.speech import SpeechRecognizer, read_subtitles
 from affectreason.cues.voice import PITCH_CEILING, PITCH_FLOOR, SilentAudio, egemaps, prosody
-from affectreason.media import DEFAULT_MAX_DURATION_S, probe, read_audio, read_frames
+from affectreason.media import DEFAULT_MAX_DURATION_S, FrameStream, probe, read_audio
 from affectreason.schema import Clip, Cues, Provenance, Transcript
 
 
@@ -60,6 +61,8 @@ class CueExtractor:
         """All cues of one clip; raises ``MediaError`` only when the file cannot be read at all."""
         cfg = self.config
         info = probe(clip.path)
+        # subtitles first: a file that cannot be read (or a 2 GB one) fails the clip before minutes of decoding
+        subtitles = read_subtitles(clip.subtitles) if clip.subtitles and not clip.transcript else None
         cues = Cues(clip_id=clip.id, duration_s=info.duration_s, fps=cfg.fps if info.has_video else None)
         cues.provenance.append(Provenance(extractor="affectreason.media (PyAV)", version=_version("av"),
                                           settings={"fps": cfg.fps, "audio_rate": 16000}))
@@ -86,19 +89,22 @@ class CueExtractor:
                     settings={"pitch_floor_hz": PITCH_FLOOR, "pitch_ceiling_hz": PITCH_CEILING}))
             except SilentAudio as exc:
                 cues.warnings.append(str(exc))
-        cues.transcript = self._transcript(clip, audio, cues)
+        cues.transcript = subtitles if subtitles is not None else self._transcript(clip, audio, cues)
         return cues
 
     def _faces(self, clip: Clip, cues: Cues) -> None:
-        frames = read_frames(clip.path, self.config.fps, self.config.max_duration_s, clip.start, clip.end)
-        cues.warnings += frames.warnings
-        if not frames.times:
-            cues.warnings.append("no decodable video frames")
+        # streamed: one decoded frame in memory at a time (a 60-minute clip at 5 fps is 18,000 frames)
+        stream = FrameStream(clip.path, self.config.fps, self.config.max_duration_s, clip.start, clip.end)
+        frames = iter(stream)
+        first = next(frames, None)
+        if first is None:
+            cues.warnings += [*stream.warnings, "no decodable video frames"]
             return
         # A fresh landmarker per clip: video mode tracks faces across frames and needs rising timestamps.
         with FaceExtractor(self.config.face_model, self.config.max_faces) as extractor:
-            cues.frames = extractor.run(frames)
+            cues.frames = extractor.run(chain([first], frames))
             model = extractor.model
+        cues.warnings += stream.warnings
         missing = sum(1 for f in cues.frames if f.faces == 0)
         if missing == len(cues.frames):
             cues.warnings.append("no face detected in any frame")

@@ -14,11 +14,15 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
+
 from affectreason.errors import AffectReasonError
 from affectreason.media import Audio, MediaError
 from affectreason.schema import Transcript, Word
 
 ASR_MODEL_ENV = "AFFECTREASON_ASR_MODEL"
+ASR_WINDOW_S = 300.0  # longer tracks are transcribed in windows (asr_windows)
+MAX_SUBTITLE_BYTES = 16 * 2**20  # a feature film's .srt is ~100 kB; a 10-hour transcript ~1 MB
 TIMESTAMP = re.compile(r"(?:(\d+):)?(\d{1,2}):(\d{2})[.,](\d{1,3})")
 
 
@@ -47,6 +51,8 @@ class SpeechRecognizer:
     model: str | Path | None = None
     language: str | None = None
     beam_size: int = 1
+    window_s: float = ASR_WINDOW_S
+    """a longer track is transcribed window by window (``asr_windows``)"""
 
     def __post_init__(self) -> None:
         from faster_whisper import WhisperModel
@@ -60,14 +66,41 @@ class SpeechRecognizer:
                                   f"set {ASR_MODEL_ENV} to a local faster-whisper model folder") from None
 
     def transcribe(self, audio: Audio) -> Transcript:
-        """Words with start/end times and probabilities; an empty text when nothing was said."""
-        segments, info = self._model.transcribe(audio.samples, language=self.language, beam_size=self.beam_size,
-                                                word_timestamps=True, vad_filter=True,
-                                                condition_on_previous_text=False)
-        words = [Word(text=w.word.strip(), start=round(w.start, 3), end=round(w.end, 3),
-                      probability=round(w.probability, 3))
-                 for segment in segments for w in (segment.words or []) if w.word.strip()]
-        return Transcript(text=" ".join(w.text for w in words), source="asr", language=info.language, words=words)
+        """Words with start/end times and probabilities; an empty text when nothing was said. A track longer than
+        ``window_s`` is transcribed window by window (``asr_windows``), so memory does not grow with it."""
+        words: list[Word] = []
+        language = None
+        for first, last in asr_windows(audio.samples, audio.rate, self.window_s):
+            segments, info = self._model.transcribe(audio.samples[first:last], language=self.language,
+                                                    beam_size=self.beam_size, word_timestamps=True, vad_filter=True,
+                                                    condition_on_previous_text=False)
+            offset = first / audio.rate
+            words += [Word(text=w.word.strip(), start=round(w.start + offset, 3), end=round(w.end + offset, 3),
+                           probability=round(w.probability, 3))
+                      for segment in segments for w in (segment.words or []) if w.word.strip()]
+            language = language or info.language
+        return Transcript(text=" ".join(w.text for w in words), source="asr", language=language, words=words)
+
+
+def asr_windows(samples: np.ndarray, rate: int, window_s: float = ASR_WINDOW_S,
+                search_s: float = 5.0) -> list[tuple[int, int]]:
+    """(first, last) sample ranges of at most ``window_s`` covering the track, each cut at the quietest 20 ms of
+    its last ``search_s`` (between words, where a cut costs nothing). faster-whisper takes the log-Mel
+    spectrogram of all it is given at once: ~50 MB per minute of speech, 3 GB for an hour (eval/bench/long_clip.py).
+
+    >>> asr_windows(np.ones(10 * 100), 100, window_s=4.0, search_s=1.0)
+    [(0, 300), (300, 600), (600, 1000)]
+    """
+    size, hop = max(1, int(window_s * rate)), max(1, rate // 50)
+    search = max(hop, min(int(search_s * rate), size // 2))  # a short window searches its second half
+    bounds, first = [], 0
+    while len(samples) - first > size:
+        tail = np.asarray(samples[first + size - search:first + size], dtype=np.float64)
+        energy = (tail[: len(tail) // hop * hop].reshape(-1, hop) ** 2).mean(axis=1)
+        cut = first + size - search + int(np.argmin(energy)) * hop
+        bounds.append((first, cut))
+        first = cut
+    return [*bounds, (first, len(samples))]
 
 
 def _seconds(stamp: str) -> float:
@@ -81,6 +114,10 @@ def _seconds(stamp: str) -> float:
 def read_subtitles(path: str | Path) -> Transcript:
     """A transcript from .srt/.vtt cues (each cue's words spread evenly over its span) or a .txt file."""
     path = Path(path)
+    size = path.stat().st_size
+    if size > MAX_SUBTITLE_BYTES:  # refused before reading: a 2 GB file read whole took 8 GB and 80 s
+        raise MediaError(f"{path}: {size / 2**20:.0f} MiB is too large for subtitles or a transcript (at most "
+                         f"{MAX_SUBTITLE_BYTES // 2**20} MiB); is it the right file?")
     try:
         text = path.read_text(encoding="utf-8-sig")
     except UnicodeDecodeError:
