@@ -4,6 +4,7 @@ weights load. An unknown key, a wrong type or a missing file is an error that na
 from __future__ import annotations
 
 import json
+import os
 from importlib import resources
 from pathlib import Path
 from typing import Literal
@@ -113,6 +114,47 @@ class FeatureSection(Section):
         return self
 
 
+RewardName = Literal["format", "ew", "ov", "hit", "grounding", "au", "length"]  # train.rewards.REWARDS (tested)
+
+
+class RLSection(Section):
+    """GRPO after SFT (``train.grpo``, TRL's GRPOTrainer): what is rewarded, how completions are sampled, the KL term.
+    A step scores ``schedule.batch_size x schedule.grad_accum`` completions, ``num_generations`` per prompt."""
+
+    rewards: dict[RewardName, float] = Field(
+        default_factory=lambda: {"ew": 1.0, "format": 0.5, "grounding": 1.0, "length": 1.0},
+        description="reward name -> weight (train.rewards; weights are divided by the total of the rewards that "
+        "can be positive, so the combined reward of a perfect answer is 1)")
+    init_adapter: str | None = Field(default=None, description="an SFT adapter folder to continue training (its "
+                                     "base must be model.path); default: a fresh LoRA per the adapter section")
+    num_generations: int = Field(default=8, ge=2, description="completions sampled per prompt (the GRPO group)")
+    beta: float = Field(default=0.04, ge=0, description="KL coefficient against the reference model (0: no "
+                        "reference model, no KL term)")
+    reference: Literal["start", "base"] = Field(
+        default="start", description="the KL reference: the policy at step 0 (the SFT adapter, or the base model "
+        "for a fresh adapter) or the base model without any adapter")
+    max_completion_length: int = Field(default=256, ge=1, description="tokens generated per completion at most")
+    temperature: float = Field(default=1.0, gt=0, description="sampling temperature of the completions")
+    top_p: float = Field(default=1.0, gt=0, le=1)
+    wheel_dir: str | None = Field(default=None, description="emotion-wheel folder for the ew and hit rewards "
+                                  "(default: eval.wheel_dir, else $AFFECTREASON_WHEEL_DIR)")
+    au_beta: float = Field(default=1.0, gt=0, description="F-beta of the au reward (> 1 weighs recall)")
+    grounding_floor: float = Field(default=0.0, ge=0, le=1, description="grounding reward of an answer that names "
+                                   "no checkable cue")
+    length_factor: float = Field(default=2.0, ge=1, description="label sets up to this many times gold go "
+                                 "unpenalised by the length reward")
+    use_vllm: bool = Field(default=False, description="generate through vLLM (TRL's colocate mode; needs vllm "
+                           "installed and a GPU); default: transformers generate")
+
+    @model_validator(mode="after")
+    def _some_reward(self) -> RLSection:
+        if not any(w > 0 for name, w in self.rewards.items() if name != "length"):
+            raise ValueError("rewards: give a positive weight to at least one reward besides length")
+        if any(w < 0 for w in self.rewards.values()):
+            raise ValueError("rewards: weights must not be negative (length is a penalty already)")
+        return self
+
+
 class Recipe(Section):
     """One training setup."""
 
@@ -123,6 +165,7 @@ class Recipe(Section):
     schedule: ScheduleSection = Field(default_factory=ScheduleSection)
     eval: EvalSection = Field(default_factory=EvalSection)
     features: FeatureSection | None = None
+    rl: RLSection | None = Field(default=None, description="GRPO instead of supervised fine-tuning (train.grpo)")
     output_dir: str
 
     @model_validator(mode="after")
@@ -131,6 +174,26 @@ class Recipe(Section):
             value = getattr(self.data, key)
             if value is not None and not Path(value).is_file():
                 raise ValueError(f"data.{key}: {value} does not exist")
+        return self
+
+    @model_validator(mode="after")
+    def _rl_fits(self) -> Recipe:
+        if self.rl is None:
+            return self
+        if self.features is not None:
+            raise ValueError("rl: GRPO trains a text chat LM; remove the features section")
+        completions = self.schedule.batch_size * self.schedule.grad_accum
+        if completions % self.rl.num_generations:
+            raise ValueError(f"schedule.batch_size: batch_size x grad_accum ({completions} completions a step) must "
+                             f"be a multiple of rl.num_generations ({self.rl.num_generations})")
+        adapter = self.rl.init_adapter
+        if adapter is not None and not (Path(adapter) / "adapter_config.json").is_file():
+            raise ValueError(f"rl.init_adapter: {adapter} is not a peft adapter folder (no adapter_config.json)")
+        wheel = self.rl.wheel_dir or self.eval.wheel_dir or os.environ.get("AFFECTREASON_WHEEL_DIR")
+        needs = [name for name in ("ew", "hit") if self.rl.rewards.get(name)]
+        if needs and not wheel:
+            raise ValueError(f"rl.wheel_dir: the {' and '.join(needs)} reward needs the emotion wheel; give "
+                             "rl.wheel_dir (or eval.wheel_dir, or $AFFECTREASON_WHEEL_DIR)")
         return self
 
     @model_validator(mode="after")

@@ -74,14 +74,17 @@ def parsed(text: str) -> Explanation:
 
 
 def format_reward(sample: Sample, context: Context) -> float:
-    """1.0 when the completion is one Explanation JSON object that meets the schema, or the R1 tag form
-    ``<think>...</think><answer>labels</answer>`` with an emotion label in the answer; else 0.0 (R1-Omni).
+    """1.0 when the completion is one Explanation JSON object that meets the schema, the R1 tag form
+    ``<think>...</think><answer>labels</answer>`` with an emotion label in the answer (R1-Omni), or the
+    three-section text the parser reads in full (observations, conclusion, labels; no parse error); else 0.0.
 
     >>> ctx = Context()
     >>> format_reward(Sample('<think>AU12 strong</think><answer>happy</answer>', ("happy",)), ctx)
     1.0
     >>> format_reward(Sample('{"observations": [], "interpretation": "", "conclusion": "x", "labels": ["sad"]}',
     ...                      ("sad",)), ctx)
+    1.0
+    >>> format_reward(Sample("Key observations: AU12 at 3.0\\nConclusion: a smile\\nLabels: happy", ("happy",)), ctx)
     1.0
     >>> format_reward(Sample('{"labels": ["sad"]}', ("sad",)), ctx), format_reward(Sample('happy', ("happy",)), ctx)
     (0.0, 0.0)
@@ -93,8 +96,9 @@ def format_reward(sample: Sample, context: Context) -> float:
         except json.JSONDecodeError:
             return 0.0
         return 1.0 if isinstance(value, dict) and not schema_violations(value, explanation_schema()) else 0.0
-    tagged = TAGGED.match(text)
-    return 1.0 if tagged and sample.labels else 0.0
+    if TAGGED.match(text):
+        return 1.0 if sample.labels else 0.0
+    return 1.0 if sample.answer.parse_status == "ok" else 0.0
 
 
 def ew_reward(sample: Sample, context: Context) -> float:

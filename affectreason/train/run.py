@@ -1,6 +1,7 @@
 """``affectreason train``: refuse what cannot run here before any weights load, then dispatch a recipe to its
 path: the feature path (``recipe.features``), a native multimodal model (a Qwen-VL / Omni thinker folder) or a
-text chat LM (``sft``). All three share ``train.adapter`` and the loop in ``train.loop``."""
+text chat LM (``sft``). All three share ``train.adapter`` and the loop in ``train.loop``. A recipe with an ``rl``
+section is GRPO after SFT (``train.grpo``, on TRL's trainer and its loop; the adapter as SFT saves it)."""
 
 from __future__ import annotations
 
@@ -32,6 +33,10 @@ def train(recipe: Recipe, resume: bool = False, stop_after: int | None = None,
     Every path checks its memory plan before the weights load (a run that would not fit is a TrainError naming
     settings that fit) and hands it to ``on_plan``."""
     check_runtime(recipe)
+    if recipe.rl is not None:
+        from affectreason.train.grpo import train_grpo
+
+        return train_grpo(recipe, resume, stop_after, on_step, on_plan)
     if recipe.features:
         from affectreason.train.features import train_features
 
