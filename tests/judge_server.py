@@ -25,6 +25,7 @@ class ServerState:
 
     fail_next: int = 0  # answer HTTP 500 to this many requests
     garble_next: int = 0  # answer text without a score to this many requests
+    invent_cue: str | None = None  # explain answers cite this face cue ("AU12 at 3.5/5"), measured or not
     api_key: str | None = None
     requests: list[dict] = field(default_factory=list)
 
@@ -41,7 +42,7 @@ def _canon(word: str) -> str:
     return next((sorted(g)[0] for g in SYNONYMS if word in g), word)
 
 
-def answer(prompt: str) -> str:
+def answer(prompt: str, invent_cue: str | None = None) -> str:
     """The deterministic 'model' answer to one of the judge prompts."""
     if "Reference description" in prompt:
         ref, pred = (_words(t) for t in _quoted(prompt)[:2])
@@ -56,10 +57,14 @@ def answer(prompt: str) -> str:
         score = round(10 * len(ref & pred) / max(len(ref | pred), 1))
         return f"Grouped.\nScore: {score}"
     if "Measured cues of clip" in prompt:
-        au = re.search(r"(AU\d\d) [a-z ]+ (\d\.\d)/5", prompt)
-        face = [{"modality": "face", "text": f"{au.group(1)} at {au.group(2)}/5", "start": 0.0, "end": 1.0,
-                 "cue_ref": au.group(1)}] if au else []
-        return json.dumps({"observations": face, "interpretation": "The face carries the signal.",
+        au = re.search(r"(AU\d\d) [a-z ]+ (\d\.\d)/5", prompt) or \
+            (re.search(r"(AU\d\d) at (\d\.\d)/5", invent_cue) if invent_cue else None)
+        said = re.search(r'\[Speech\][^"\n]*"([^"\n]+)"', prompt)
+        cited = [{"modality": "face", "text": f"{au.group(1)} at {au.group(2)}/5", "start": 0.0, "end": 1.0,
+                  "cue_ref": au.group(1)}] if au else \
+            [{"modality": "text", "text": f'says "{said.group(1)}"', "start": None, "end": None,
+              "cue_ref": "transcript"}] if said else []
+        return json.dumps({"observations": cited, "interpretation": "The cited cue carries the signal.",
                            "conclusion": "The person is happy.", "labels": ["Happy"], "valence": 0.6,
                            "arousal": 0.2})
     if "Group these emotion labels" in prompt:
@@ -99,7 +104,7 @@ def make_handler(state: ServerState):
                 state.garble_next -= 1
                 text = "Hmm, hard to say."
             else:
-                text = answer(prompt)
+                text = answer(prompt, state.invent_cue)
             return self._send(200, {"id": "x", "object": "chat.completion", "model": payload["model"],
                                     "choices": [{"index": 0, "finish_reason": "stop",
                                                  "message": {"role": "assistant", "content": text}}]})

@@ -81,7 +81,7 @@ def test_teacher_writes_the_cot_and_only_agreeing_records_are_kept(server, ancho
 
 
 def test_grounding_filter_drops_answers_citing_cues_the_clip_lacks(server, anchors, tmp_path):
-    # the server copies "AU12 at 3.5/5" from the prompt's instructions, and a transcript has no face
+    server.state.invent_cue = "AU12 at 3.5/5"  # every answer cites a smile, and a transcript has no face
     recipe = load_data_recipe(recipe_file(tmp_path, server.url, anchors, min_grounding=1.0))
     with pytest.raises(DataError, match="no records were built"):
         build_dataset(recipe, tmp_path / "out", data_dir=tmp_path)
