@@ -177,3 +177,18 @@ def test_egemaps_functionals(media):
     assert len(a) == 88
     key = "F0semitoneFrom27.5Hz_sma3nz_amean"
     assert a[key] < b[key]  # the same ordering Praat measures
+
+
+def test_a_long_track_is_analysed_in_windows_that_agree_with_the_whole(media, voices):
+    """Windows (here 1 s, for a long track 5 minutes) give the whole track's figures to within a few percent."""
+    from affectreason.cues.voice import windows
+
+    audio = read_audio(media["speech_wav"])[0]
+    whole, windowed = voices["speech_wav"], prosody(audio, window_s=1.0)
+    assert len(windows(len(audio.samples), audio.rate, 1.0)) >= 2
+    assert windowed.f0_mean_hz == pytest.approx(whole.f0_mean_hz, rel=0.03)
+    assert windowed.intensity_mean_db == pytest.approx(whole.intensity_mean_db, abs=1.0)
+    assert windowed.speech_rate_syl_per_s == pytest.approx(whole.speech_rate_syl_per_s, rel=0.2)
+    assert windowed.jitter_local == pytest.approx(whole.jitter_local, rel=0.25)
+    assert windowed.hnr_db == pytest.approx(whole.hnr_db, abs=1.5)
+    assert prosody(audio, window_s=600.0) == whole  # within one window: the whole-track analysis, exactly

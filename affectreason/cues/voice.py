@@ -5,7 +5,10 @@ floor a low voice, espeak-ng -p 20, measured 136 Hz instead of 85 Hz); semitones
 100 Hz; intensity in dB as Praat reports it for a waveform in [-1, 1] (so it depends on recording
 level); speech rate counts syllable nuclei (intensity peaks that stand >= 2 dB above the preceding
 dip, are within 25 dB of the loudest frame and are voiced — the de Jong & Wempe 2009 method) per
-second of speech between the first and last sound; pauses are silent stretches >= 0.25 s.
+second of speech between the first and last sound; pauses are silent stretches >= 0.25 s. A track longer
+than ``WINDOW_S`` is analysed in equal windows of at most that length (Praat's analyses of the whole track cost
+~43 MiB per minute of audio: 2.2 GiB for an hour) whose contours are joined; jitter, shimmer and HNR are then the
+windows' values weighted by their voiced frames. A track within one window is analysed whole, as before.
 Descriptors compare each figure with speaker-independent reference ranges (``REFERENCE``). Optionally,
 the openSMILE eGeMAPSv02 functionals are added (``egemaps``).
 """
@@ -25,6 +28,7 @@ SILENCE_DB_BELOW_MAX = 25.0
 MIN_DIP_DB = 2.0
 MIN_PAUSE_S = 0.25
 SILENT_RMS = 1e-4  # below this the track is treated as silent (about -80 dBFS)
+WINDOW_S = 300.0
 # (low, high) bounds between which a figure is unremarkable, for adult speech of either sex.
 REFERENCE = {
     "f0_mean_hz": (110.0, 220.0),
@@ -111,24 +115,72 @@ class Contours:
     db: np.ndarray
 
 
-def contours(audio: Audio) -> Contours:
-    """Pitch and intensity contours at 10 ms steps (pitch 60-600 Hz)."""
+def _sound(samples: np.ndarray, rate: int, start: float = 0.0):
     import parselmouth
 
-    sound = parselmouth.Sound(audio.samples.astype(np.float64), sampling_frequency=audio.rate)
+    return parselmouth.Sound(samples.astype(np.float64), sampling_frequency=rate, start_time=start)
+
+
+def contours(audio: Audio) -> Contours:
+    """Pitch and intensity contours at 10 ms steps (pitch 60-600 Hz)."""
+    sound = _sound(audio.samples, audio.rate)
     pitch = sound.to_pitch(time_step=0.01, pitch_floor=PITCH_FLOOR, pitch_ceiling=PITCH_CEILING)
     intensity = sound.to_intensity(minimum_pitch=PITCH_FLOOR, time_step=0.01)
     return Contours(sound, pitch.xs(), pitch.selected_array["frequency"], intensity.xs(), intensity.values[0])
 
 
-def prosody(audio: Audio) -> Prosody:
-    """Utterance-level prosody of a mono waveform; raises ``SilentAudio`` when there is nothing to measure."""
+def windows(n: int, rate: int, window_s: float = WINDOW_S) -> list[tuple[int, int]]:
+    """Sample ranges of equal windows of at most ``window_s`` seconds covering ``n`` samples.
+
+    >>> windows(16_000 * 600, 16_000, 300.0)
+    [(0, 4800000), (4800000, 9600000)]
+    >>> windows(16_000 * 10, 16_000, 300.0)
+    [(0, 160000)]
+    """
+    count = max(1, int(np.ceil(n / (window_s * rate))))
+    edges = [round(i * n / count) for i in range(count + 1)]
+    return list(zip(edges[:-1], edges[1:], strict=True))
+
+
+def _voice_quality(sound) -> tuple[float, float, float]:
+    """Praat's local jitter, local shimmer and mean HNR (dB) of a sound (NaN where undefined)."""
     from parselmouth.praat import call
 
+    points = call(sound, "To PointProcess (periodic, cc)", PITCH_FLOOR, PITCH_CEILING)
+    jitter = call(points, "Get jitter (local)", 0, 0, 0.0001, 0.02, 1.3)
+    shimmer = call([sound, points], "Get shimmer (local)", 0, 0, 0.0001, 0.02, 1.3, 1.6)
+    hnr = call(sound.to_harmonicity_cc(time_step=0.01, minimum_pitch=PITCH_FLOOR), "Get mean", 0, 0)
+    return float(jitter), float(shimmer), float(hnr)
+
+
+def _pooled(values: list[tuple[float, int]]) -> float:
+    """The mean of the finite values, weighted by their windows' voiced frames (NaN if none)."""
+    kept = [(v, w) for v, w in values if np.isfinite(v) and w > 0]
+    return float(sum(v * w for v, w in kept) / sum(w for _, w in kept)) if kept else float("nan")
+
+
+def _windowed(audio: Audio, window_s: float) -> tuple[np.ndarray, ...]:
+    """Contours of every window, joined, and the voice quality of each window with its voiced frame count."""
+    parts, quality = [], []
+    for a, b in windows(len(audio.samples), audio.rate, window_s):
+        sound = _sound(audio.samples[a:b], audio.rate, a / audio.rate)
+        pitch = sound.to_pitch(time_step=0.01, pitch_floor=PITCH_FLOOR, pitch_ceiling=PITCH_CEILING)
+        intensity = sound.to_intensity(minimum_pitch=PITCH_FLOOR, time_step=0.01)
+        f0 = pitch.selected_array["frequency"]
+        parts.append((pitch.xs(), f0, intensity.xs(), intensity.values[0]))
+        voiced = int((f0 > 0).sum())
+        quality.append((_voice_quality(sound) if voiced >= 3 else (float("nan"),) * 3, voiced))
+        del sound, pitch, intensity  # one window's Praat objects at a time
+    f0_t, f0, db_t, db = (np.concatenate([part[i] for part in parts]) for i in range(4))
+    jitter, shimmer, hnr = (_pooled([(q[i], w) for q, w in quality]) for i in range(3))
+    return f0_t, f0, db_t, db, jitter, shimmer, hnr
+
+
+def prosody(audio: Audio, window_s: float = WINDOW_S) -> Prosody:
+    """Utterance-level prosody of a mono waveform; raises ``SilentAudio`` when there is nothing to measure."""
     if len(audio.samples) < audio.rate * 0.1 or float(np.sqrt(np.mean(audio.samples**2))) < SILENT_RMS:
         raise SilentAudio("the audio track is silent or shorter than 0.1 s")
-    c = contours(audio)
-    sound, f0, f0_t, db, db_t = c.sound, c.f0, c.f0_t, c.db, c.db_t
+    f0_t, f0, db_t, db, jitter, shimmer, hnr = _windowed(audio, window_s)
     voiced = f0 > 0
     p = Prosody()
     if voiced.sum() >= 3:
@@ -153,13 +205,9 @@ def prosody(audio: Audio) -> Prosody:
         pauses = [g for g in gaps if g >= MIN_PAUSE_S]
         p.pause_count, p.pause_total_s = len(pauses), round(float(sum(pauses)), 2)
     if voiced.sum() >= 3:
-        points = call(sound, "To PointProcess (periodic, cc)", PITCH_FLOOR, PITCH_CEILING)
-        jitter = call(points, "Get jitter (local)", 0, 0, 0.0001, 0.02, 1.3)
-        shimmer = call([sound, points], "Get shimmer (local)", 0, 0, 0.0001, 0.02, 1.3, 1.6)
-        hnr = call(sound.to_harmonicity_cc(time_step=0.01, minimum_pitch=PITCH_FLOOR), "Get mean", 0, 0)
-        p.jitter_local = round(float(jitter), 5) if np.isfinite(jitter) else None
-        p.shimmer_local = round(float(shimmer), 5) if np.isfinite(shimmer) else None
-        p.hnr_db = round(float(hnr), 2) if np.isfinite(hnr) else None
+        p.jitter_local = round(jitter, 5) if np.isfinite(jitter) else None
+        p.shimmer_local = round(shimmer, 5) if np.isfinite(shimmer) else None
+        p.hnr_db = round(hnr, 2) if np.isfinite(hnr) else None
     p.descriptors = describe(p)
     return p
 
