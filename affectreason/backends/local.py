@@ -1,6 +1,7 @@
 """Local transformers reasoners: a chat LM over textualized cues (``hf``), a Qwen-VL / Omni thinker that also
 sees key frames and hears the audio (``hf-native``), and a chat LM reading the clip through frozen encoders and
-trained projectors (``hf-features``, a feature-path adapter).
+trained projectors (``hf-features``, a feature-path adapter). A model is a folder or a hub id (``org/name[@revision]``,
+downloaded once into the Hugging Face cache; ``HF_HUB_OFFLINE=1`` keeps to it): ``models.hub``.
 
 Each renders the ``reason/explain`` prompt (or, for a fine-tuned adapter, the prompt recorded beside it at
 training time) with the cue block and decodes under the same bounded Explanation schema the served paths send
@@ -15,6 +16,7 @@ from pathlib import Path
 
 from affectreason.media import IMAGE_SUFFIXES, key_frames, media_audio, media_frames
 from affectreason.models.adapter import adapter_info, adapter_prompt
+from affectreason.models.hub import display_name
 from affectreason.reason.messages import DEFAULT_PROMPT, answer_schema, build_messages, prompt_id
 from affectreason.reason.parse import parse_explanation
 from affectreason.schema import Clip, Cues, Explanation
@@ -95,7 +97,7 @@ class FeatureReasoner:
         self.encoders = {m: FrozenEncoder(path, window=spec.window) for m, path in spec.encoders.items()}
         self.prompt = adapter_prompt(adapter, DEFAULT_PROMPT)
         self.max_new_tokens = max_new_tokens
-        self.name, self.model_name = "hf-features", f"{Path(model).name}+{Path(adapter).name}"
+        self.name, self.model_name = "hf-features", f"{display_name(model)}+{Path(adapter).name}"
         self.extractor = None
 
     def explain(self, cues: Cues, clip: Clip | None = None) -> Explanation:

@@ -1,4 +1,5 @@
-"""A local model (+ LoRA adapter) in an in-process ``vllm.LLM`` engine: ``explain --backend vllm``.
+"""A model (+ LoRA adapter) in an in-process ``vllm.LLM`` engine: ``explain --backend vllm``. The model is a folder
+or a hub id, resolved to a folder once through ``models.hub`` (vLLM itself is given the folder).
 
 All prompts of a batch go to the engine in one ``LLM.chat`` call (vLLM schedules them as one continuous batch),
 with the same bounded Explanation schema the server backend sends.
@@ -14,6 +15,7 @@ from pathlib import Path
 from affectreason.backends.server import QueryConfig
 from affectreason.errors import UsageError
 from affectreason.models.adapter import adapter_prompt
+from affectreason.models.hub import display_name, model_folder
 from affectreason.reason.messages import DEFAULT_PROMPT, bounded_schema, build_messages, prompt_id
 from affectreason.reason.parse import parse_explanation
 from affectreason.schema import Clip, Cues, Explanation
@@ -39,8 +41,9 @@ class OfflineVLLM:
 
     def __init__(self, model: str, adapter: str | None = None, max_tokens: int = 768,
                  config: QueryConfig | None = None, kv_cache_gib: float = 2.0):
-        if not (Path(model) / "config.json").is_file():
-            raise UsageError(f"--backend vllm needs --model, a local model folder with config.json (got {model})")
+        folder = model_folder(model, "--model")  # a hub id: downloaded once into the Hugging Face cache
+        if not (folder / "config.json").is_file():
+            raise UsageError(f"--backend vllm needs --model, a model folder with config.json or a hub id (got {model})")
         cpu = vllm_build() == "cpu"
         if cpu:
             os.environ.setdefault("VLLM_CPU_KVCACHE_SPACE", f"{kv_cache_gib:g}")
@@ -59,11 +62,11 @@ class OfflineVLLM:
 
             options.update(enable_lora=True, max_lora_rank=max_lora_rank({"adapter": adapter}), max_loras=1)
             self.lora = LoRARequest(Path(adapter).name, 1, str(Path(adapter).resolve()))
-        self.llm = LLM(model=str(Path(model).resolve()), **options)
+        self.llm = LLM(model=str(folder.resolve()), **options)
         schema = bounded_schema(self.config.schema, self.config.max_chars, self.config.max_items)
         self.sampling = SamplingParams(temperature=0.0, max_tokens=max_tokens,
                                        structured_outputs=StructuredOutputsParams(json=schema))
-        self.model = Path(model).name + ("+lora" if adapter else "")
+        self.model = display_name(model) + ("+lora" if adapter else "")
         self.extractor = None
 
     def explain_many(self, cues: list[Cues], clips: list[Clip | None] | None = None) -> list[Explanation]:

@@ -17,14 +17,14 @@ CUE_MODALITIES = ("face", "voice", "text")
 
 
 def token_counter(tokenizer_dir: str | None = None) -> tuple[Callable[[str], int], str]:
-    """(text -> token count, how it counts): a local tokenizer folder, or the characters / 4 estimate."""
+    """(text -> token count, how it counts): a tokenizer (a folder or a hub id), or the characters / 4 estimate."""
     if tokenizer_dir is None:
         return (lambda text: round(len(text) / CHARS_PER_TOKEN)), f"estimate: characters / {CHARS_PER_TOKEN}"
     from transformers import AutoTokenizer
 
     from affectreason.models.hub import model_folder
 
-    tokenizer = AutoTokenizer.from_pretrained(model_folder(tokenizer_dir, "tokenizer"), local_files_only=True)
+    tokenizer = AutoTokenizer.from_pretrained(model_folder(tokenizer_dir, "tokenizer"))
     return (lambda text: len(tokenizer(text, add_special_tokens=False)["input_ids"])), f"tokenizer {tokenizer_dir}"
 
 

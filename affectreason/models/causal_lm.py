@@ -1,8 +1,8 @@
 """A chat causal LM from transformers, optionally with a LoRA adapter (peft), for local generation.
 
-The model is configuration: a local folder (or a model id already in the local Hugging Face cache;
-nothing is downloaded). Generation is greedy by default, so an explanation is reproducible; given a JSON
-``schema``, decoding is constrained to it (``models.constrained``).
+The model is configuration: a local folder or a hub id (``org/name[@revision]``, downloaded once into the
+Hugging Face cache by ``models.hub``; ``HF_HUB_OFFLINE=1`` keeps to the cache). Generation is greedy by default,
+so an explanation is reproducible; given a JSON ``schema``, decoding is constrained to it (``models.constrained``).
 """
 
 from __future__ import annotations
@@ -11,11 +11,9 @@ import json
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from affectreason.errors import AffectReasonError
+from affectreason.models.hub import ModelMissing, display_name, model_folder
 
-
-class ModelMissing(AffectReasonError, FileNotFoundError):
-    """The model or adapter cannot be loaded; the message says how to provide it."""
+__all__ = ["ChatLM", "ModelMissing", "attach_adapter", "schema_processors"]
 
 
 def attach_adapter(model, adapter: str | Path):
@@ -57,15 +55,15 @@ class ChatLM:
         import torch
         from transformers import AutoModelForCausalLM, AutoTokenizer
 
-        self.name = Path(self.model).name if Path(self.model).exists() else self.model
+        self.name = display_name(self.model)
+        self.folder = model_folder(self.model, "language model")
         try:
-            self.tokenizer = AutoTokenizer.from_pretrained(self.model, local_files_only=True)
-            self.lm = AutoModelForCausalLM.from_pretrained(self.model, local_files_only=True,
-                                                           dtype=getattr(torch, self.dtype))
+            self.tokenizer = AutoTokenizer.from_pretrained(self.folder)
+            self.lm = AutoModelForCausalLM.from_pretrained(self.folder, dtype=getattr(torch, self.dtype))
         except (OSError, ValueError) as exc:
             raise ModelMissing(
-                f"cannot load the language model {self.model!r} ({str(exc).splitlines()[0][:200]}); give a local "
-                "model folder (config.json + weights + tokenizer) with --model; nothing is downloaded"
+                f"cannot load the language model {self.model!r} ({str(exc).splitlines()[0][:200]}); give a model "
+                "folder (config.json + weights + tokenizer) or a hub id with --model"
             ) from None
         if not self.tokenizer.chat_template:
             raise ModelMissing(f"{self.model}: the tokenizer has no chat template; use a chat/instruct model")

@@ -55,7 +55,7 @@ class FrozenEncoder:
         self.folder = model_folder(self.path, "encoder")
         self.modality = encoder_modality(self.folder)
         try:
-            model = AutoModel.from_pretrained(self.folder, local_files_only=True)
+            model = AutoModel.from_pretrained(self.folder)
         except (OSError, ValueError) as exc:
             raise ModelMissing(f"cannot load encoder {self.path} ({str(exc).splitlines()[0][:200]})") from None
         self.kind = model.config.model_type

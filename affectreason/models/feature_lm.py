@@ -177,10 +177,18 @@ def load_feature_lm(base: str, adapter: str | Path) -> FeatureLM:
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
     from affectreason.models.causal_lm import attach_adapter
+    from affectreason.models.hub import model_folder
 
     spec = FeatureSpec.load(adapter)
-    tokenizer = AutoTokenizer.from_pretrained(adapter, local_files_only=True)
-    llm = attach_adapter(AutoModelForCausalLM.from_pretrained(base, local_files_only=True), adapter)
+    tokenizer = AutoTokenizer.from_pretrained(adapter)
+    try:
+        llm = AutoModelForCausalLM.from_pretrained(model_folder(base, "base model"))
+    except (OSError, ValueError) as exc:
+        if isinstance(exc, ModelMissing):
+            raise
+        raise ModelMissing(f"cannot load the base model {base!r} ({str(exc).splitlines()[0][:200]}); give a model "
+                           "folder or a hub id with --model") from None
+    llm = attach_adapter(llm, adapter)
     model = FeatureLM(llm, tokenizer, spec)
     missing = model.load_state_dict(load_file(str(Path(adapter) / PROJECTOR_WEIGHTS)), strict=False)
     if missing.unexpected_keys or any(not k.startswith("llm.") for k in missing.missing_keys):

@@ -12,9 +12,15 @@ import os
 import re
 from pathlib import Path
 
-from affectreason.models.causal_lm import ModelMissing
+from affectreason.errors import AffectReasonError
 
 HUB_ID = re.compile(r"^[A-Za-z0-9][\w.-]*(/[\w.-]+)?(@[\w./-]+)?$")
+
+
+class ModelMissing(AffectReasonError, FileNotFoundError):
+    """The model or adapter cannot be loaded; the message says how to provide it."""
+
+
 MODEL_FILES = ["*.json", "*.safetensors", "*.model", "*.txt", "*.jinja", "*.tiktoken", "*.py", "*.task",
                "tokenizer*", "*.yaml", "**/*.json", "**/*.safetensors", "**/*.model", "**/*.txt"]
 
@@ -40,7 +46,8 @@ def model_folder(name: str | Path, what: str = "model") -> Path:
         return path
     text = str(name)
     if not is_hub_id(text):
-        raise ModelMissing(f"{what} {text!r}: not a folder, and not a hub id (org/name[@revision])")
+        raise ModelMissing(f"{what} {text!r}: not a folder, and not a hub id (org/name[@revision]), so nothing is "
+                           "downloaded; give a local model folder or a hub id")
     repo, _, revision = text.partition("@")
     from huggingface_hub import snapshot_download
     from huggingface_hub.errors import (

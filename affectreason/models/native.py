@@ -7,7 +7,10 @@ these machines use, so inputs are built here: frames through the PIL image proce
 frame pairs patchified in the layout of Qwen's video processor (``video_pixels``), audio
 through ``WhisperFeatureExtractor`` (audio start + one audio token per 4 feature frames, the thinker's
 downsampling, + audio end), placed before the text of the last user message. A thinker folder keeps its
-Whisper feature extractor in ``audio/`` (both processors save ``preprocessor_config.json``).
+Whisper feature extractor in ``audio/`` (both processors save ``preprocessor_config.json``); a full Qwen2.5-Omni
+checkpoint (``model_type: qwen2_5_omni``, thinker + talker + token2wav, as Qwen publishes it) keeps one
+``preprocessor_config.json`` with the keys of both, and only its thinker is loaded (the ``thinker.`` weights; the
+talker's are never read). The model is a folder or a hub id (``models.hub``).
 """
 
 from __future__ import annotations
@@ -20,18 +23,64 @@ import numpy as np
 
 from affectreason.errors import UsageError
 from affectreason.models.causal_lm import ModelMissing, attach_adapter, schema_processors
+from affectreason.models.hub import display_name, is_hub_id, model_folder
 
 VISION_LANGUAGE = ("qwen2_vl", "qwen2_5_vl")
 OMNI_THINKER = ("qwen2_5_omni_thinker",)
+OMNI_FULL = ("qwen2_5_omni",)  # thinker + talker + token2wav: the thinker is what reasons and trains
 
 
-def native_kind(model: str) -> str | None:
-    """"vl", "omni" or None (not a model this mode runs), from the folder's config.json."""
-    config = Path(model) / "config.json"
+def model_type(model: str | Path) -> str | None:
+    """``model_type`` of a model folder or hub id (a hub id is downloaded or taken from the cache first); None for
+    a name that is neither a folder nor a hub id, or a folder without config.json."""
+    if not Path(model).expanduser().is_dir() and not is_hub_id(str(model)):
+        return None
+    config = model_folder(model) / "config.json"
     if not config.is_file():
         return None
-    model_type = json.loads(config.read_text(encoding="utf-8")).get("model_type")
-    return "vl" if model_type in VISION_LANGUAGE else "omni" if model_type in OMNI_THINKER else None
+    try:
+        return json.loads(config.read_text(encoding="utf-8")).get("model_type")
+    except (json.JSONDecodeError, UnicodeDecodeError, AttributeError):
+        raise ModelMissing(f"{config}: not a JSON object of a transformers config") from None
+
+
+def native_kind(model: str | Path) -> str | None:
+    """"vl", "omni" or None (not a model this mode runs), from the model's config.json."""
+    kind = model_type(model)
+    return "vl" if kind in VISION_LANGUAGE else "omni" if kind in OMNI_THINKER + OMNI_FULL else None
+
+
+def thinker_config(folder: Path):
+    """The transformers config of what this mode loads from ``folder``: a full Omni checkpoint's thinker config,
+    else the folder's own config."""
+    from transformers import AutoConfig
+
+    config = AutoConfig.from_pretrained(folder)
+    return config.thinker_config if config.model_type in OMNI_FULL else config
+
+
+def load_omni_thinker(folder: Path):
+    """The Qwen2.5-Omni thinker of a thinker folder or of a full checkpoint (its ``thinker.`` weights only)."""
+    from transformers import Qwen2_5OmniThinkerForConditionalGeneration
+    from transformers.utils import logging as hf_logging
+
+    config = thinker_config(folder)
+    full = config.model_type != json.loads((folder / "config.json").read_text(encoding="utf-8"))["model_type"]
+    # the class's base_model_prefix is "thinker": transformers strips it from a full checkpoint's keys, and the
+    # talker / token2wav tensors are unexpected keys, skipped without being read (their loading report is expected
+    # and hidden; missing thinker weights are checked below)
+    level = hf_logging.get_verbosity()
+    if full:
+        hf_logging.set_verbosity_error()
+    try:
+        lm, info = Qwen2_5OmniThinkerForConditionalGeneration.from_pretrained(folder, config=config,
+                                                                             output_loading_info=True)
+    finally:
+        hf_logging.set_verbosity(level)
+    if info["missing_keys"]:
+        raise ModelMissing(f"{folder}: {len(info['missing_keys'])} thinker weights are missing from the checkpoint "
+                           f"(e.g. {sorted(info['missing_keys'])[0]}); is it a Qwen2.5-Omni checkpoint?")
+    return lm
 
 
 def video_pixels(processor, frames: list[np.ndarray]) -> tuple[np.ndarray, list[int]]:
@@ -75,23 +124,22 @@ class NativeMLLM:
 
         self.kind = native_kind(self.model)
         if self.kind is None:
-            raise ModelMissing(f"{self.model} is not a Qwen2-VL, Qwen2.5-VL or Qwen2.5-Omni thinker folder")
-        self.name = Path(self.model).name
+            raise ModelMissing(f"{self.model} is not a Qwen2-VL, Qwen2.5-VL or Qwen2.5-Omni model (folder or hub id)")
+        self.name = display_name(self.model)
+        folder = self.folder = model_folder(self.model, "multimodal model")
         try:
-            self.tokenizer = AutoTokenizer.from_pretrained(self.model, local_files_only=True)
+            self.tokenizer = AutoTokenizer.from_pretrained(folder)
             if self.kind == "omni":
-                from transformers import Qwen2_5OmniThinkerForConditionalGeneration
-
-                self.lm = Qwen2_5OmniThinkerForConditionalGeneration.from_pretrained(self.model, local_files_only=True)
-                audio_dir = Path(self.model) / "audio"
-                self.audio = WhisperFeatureExtractor.from_pretrained(audio_dir if audio_dir.is_dir() else self.model)
+                self.lm = load_omni_thinker(folder)
+                audio_dir = folder / "audio"
+                self.audio = WhisperFeatureExtractor.from_pretrained(audio_dir if audio_dir.is_dir() else folder)
             else:
-                self.lm = AutoModelForImageTextToText.from_pretrained(self.model, local_files_only=True)
+                self.lm = AutoModelForImageTextToText.from_pretrained(folder)
                 self.audio = None
-            self.images = Qwen2VLImageProcessorPil.from_pretrained(self.model, local_files_only=True)
+            self.images = Qwen2VLImageProcessorPil.from_pretrained(folder)
         except (OSError, ValueError) as exc:
             raise ModelMissing(f"cannot load the multimodal model {self.model!r} "
-                               f"({str(exc).splitlines()[0][:200]}); nothing is downloaded") from None
+                               f"({str(exc).splitlines()[0][:200]})") from None
         if self.adapter:
             self.lm = attach_adapter(self.lm, self.adapter)
             self.name += f"+{Path(self.adapter).name}"

@@ -29,9 +29,9 @@ def merge_adapter(base: str | Path, adapter: str | Path, out: str | Path) -> Pat
                           "unquantized base model instead")
     if not (adapter / "adapter_config.json").is_file():
         raise ExportError(f"{adapter} is not a peft adapter folder (no adapter_config.json)")
-    model = AutoModelForCausalLM.from_pretrained(base, local_files_only=True)
+    model = AutoModelForCausalLM.from_pretrained(base)
     merged = PeftModel.from_pretrained(model, adapter).merge_and_unload()
     out.mkdir(parents=True, exist_ok=True)
     merged.save_pretrained(out)
-    AutoTokenizer.from_pretrained(base, local_files_only=True).save_pretrained(out)
+    AutoTokenizer.from_pretrained(base).save_pretrained(out)
     return out

@@ -16,7 +16,15 @@ from pathlib import Path
 import numpy as np
 
 from affectreason.models.encoders import clip_features
-from affectreason.train.adapter import TrainResult, load_model, load_tokenizer, restore_adapter, save_adapter
+from affectreason.train.adapter import (
+    TrainResult,
+    check_qlora,
+    load_model,
+    load_tokenizer,
+    local_model,
+    restore_adapter,
+    save_adapter,
+)
 from affectreason.train.loop import LoopParts, local_processes, make_accelerator, run_loop, seed_all
 from affectreason.train.loss import lm_loss, logit_transform, output_head
 from affectreason.train.memory import MemoryPlan, causal_lm_shape, check_encoders, plan_memory, return_freed_memory
@@ -119,6 +127,8 @@ def train_features(recipe: Recipe, resume: bool = False, stop_after: int | None 
     )
     from affectreason.models.hub import model_folder
 
+    check_qlora(recipe)
+    recipe, model_name = local_model(recipe)
     spec_section, output_dir = recipe.features, Path(recipe.output_dir)
     chats, media, ids = read_chats(recipe.data.train), read_media(recipe.data.train), record_ids(recipe.data.train)
     accelerator = make_accelerator(recipe, output_dir)
@@ -167,7 +177,7 @@ def train_features(recipe: Recipe, resume: bool = False, stop_after: int | None 
         return batch
 
     def save(folder: Path, trained, state_dict) -> None:
-        save_adapter(folder, trained.llm, tokenizer, recipe)
+        save_adapter(folder, trained.llm, tokenizer, recipe, base_model=model_name)
         save_file({k: v.detach().cpu().contiguous() for k, v in trained.projector_state().items()},
                   str(folder / PROJECTOR_WEIGHTS))
         spec.save(folder)
@@ -177,7 +187,8 @@ def train_features(recipe: Recipe, resume: bool = False, stop_after: int | None 
         trained.load_state_dict(load_file(str(folder / "adapter" / PROJECTOR_WEIGHTS)), strict=False)
 
     parts = LoopParts(model=model, n_examples=len(data.examples), make_batch=make_batch, save=save, restore=restore,
-                      lengths=lengths, info={"memory": plan.figures()},
+                      lengths=lengths, info={"memory": plan.figures(),
+                                             "model": {"name": model_name, "folder": recipe.model.path}},
                       loss=lambda trained, batch: lm_loss(trained, head, batch, recipe.schedule.logits, transform))
     step, losses, _ = run_loop(recipe, parts, accelerator, resume, stop_after, on_step)
     return TrainResult(output_dir, output_dir / "adapter", step, losses, {},

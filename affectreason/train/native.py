@@ -1,4 +1,5 @@
-"""LoRA fine-tuning of a native multimodal model (Qwen2-VL / Qwen2.5-VL, Qwen2.5-Omni thinker).
+"""LoRA fine-tuning of a native multimodal model (Qwen2-VL / Qwen2.5-VL, a Qwen2.5-Omni thinker, or the thinker
+of a full Qwen2.5-Omni checkpoint; a folder or a hub id).
 
 Records are the trainer's chats plus media: ``{"messages": [...], "media": {"videos": [...], "images":
 [...], "audios": [...]}}`` (the data recipes' records; top-level ``videos``/``images``/``audios`` lists, as
@@ -17,7 +18,14 @@ from collections.abc import Callable
 from pathlib import Path
 
 from affectreason.media import media_audio, media_frames
-from affectreason.train.adapter import TrainResult, enable_checkpointing, restore_adapter, save_adapter, wrap_lora
+from affectreason.train.adapter import (
+    TrainResult,
+    enable_checkpointing,
+    local_model,
+    restore_adapter,
+    save_adapter,
+    wrap_lora,
+)
 from affectreason.train.loop import LoopParts, TrainError, local_processes, make_accelerator, run_loop, seed_all
 from affectreason.train.loss import lm_loss, logit_transform, output_head
 from affectreason.train.memory import MemoryPlan, model_shape, plan_memory, return_freed_memory
@@ -121,14 +129,16 @@ def media_tokens(media: dict[str, list[str]], images, recipe: Recipe, omni: bool
 def plan_native(recipe: Recipe, chats: list, media: list, kind: str, accelerator) -> tuple[MemoryPlan, list[int]]:
     """The native path's memory plan, before the model loads: the language model's training over text + media
     tokens (estimated from the media headers) and the frozen vision tower's activations for one micro-batch."""
-    from transformers import AutoConfig, AutoModelForImageTextToText, AutoTokenizer
+    from transformers import AutoModelForImageTextToText, AutoTokenizer
     from transformers.models.qwen2_vl.image_processing_pil_qwen2_vl import Qwen2VLImageProcessorPil
 
-    path = recipe.model.path
+    from affectreason.models.native import thinker_config
+
+    path = recipe.model.path  # a local folder (train_native resolved a hub id)
     try:
-        config = AutoConfig.from_pretrained(path, local_files_only=True)
-        tokenizer = AutoTokenizer.from_pretrained(path, local_files_only=True)
-        images = Qwen2VLImageProcessorPil.from_pretrained(path, local_files_only=True)
+        config = thinker_config(Path(path))  # a full Omni checkpoint: the thinker's, which is what trains
+        tokenizer = AutoTokenizer.from_pretrained(path)
+        images = Qwen2VLImageProcessorPil.from_pretrained(path)
     except (OSError, ValueError) as exc:
         raise TrainError(f"cannot read model.path {path!r} ({str(exc).splitlines()[0][:200]})") from None
     if kind == "omni":
@@ -169,11 +179,12 @@ def train_native(recipe: Recipe, resume: bool = False, stop_after: int | None = 
 
     if recipe.adapter.kind == "qlora":
         raise TrainError("adapter.kind=qlora is for text models; native multimodal models train with lora")
+    recipe, model_name = local_model(recipe)
     chats, media = read_chats(recipe.data.train), read_media(recipe.data.train)
     accelerator = make_accelerator(recipe, Path(recipe.output_dir))
     kind = native_kind(recipe.model.path)
     if any(m["audios"] for m in media) and kind != "omni":
-        raise DataError(f"{recipe.data.train}: records have audio, which {Path(recipe.model.path).name} cannot hear "
+        raise DataError(f"{recipe.data.train}: records have audio, which {model_name} cannot hear "
                         "(use an Omni thinker)")
     plan, lengths = plan_native(recipe, chats, media, kind, accelerator)
     if on_plan:
@@ -199,8 +210,9 @@ def train_native(recipe: Recipe, resume: bool = False, stop_after: int | None = 
 
     parts = LoopParts(model=model, n_examples=len(chats), make_batch=make_batch,
                       save=lambda folder, trained, state_dict: save_adapter(folder, trained, lm.tokenizer, recipe,
-                                                                            state_dict),
-                      restore=restore_adapter, lengths=lengths, info={"memory": plan.figures()},
+                                                                            state_dict, model_name),
+                      restore=restore_adapter, lengths=lengths,
+                      info={"memory": plan.figures(), "model": {"name": model_name, "folder": recipe.model.path}},
                       loss=lambda trained, batch: lm_loss(trained, head, batch, recipe.schedule.logits, transform))
     step, losses, _ = run_loop(recipe, parts, accelerator, resume, stop_after, on_step)
     output_dir = Path(recipe.output_dir)

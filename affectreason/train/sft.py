@@ -3,8 +3,10 @@
 Chats are tokenized with the model's chat template and only the reply is learned; the LM head runs on the
 reply tokens only (``train.loss``). The data is tokenized before the weights load, so that the memory plan
 (``train.memory``) can refuse a run that would not fit and decide gradient checkpointing. The adapter is
-saved in peft format with the prompt it was trained with beside it. QLoRA (4-bit NF4, double
-quantization, bf16 compute) needs CUDA; elsewhere it is refused before any weights load.
+saved in peft format with the prompt it was trained with beside it. ``model.path`` is a folder or a hub id
+(resolved once, ``train.adapter.local_model``). QLoRA (4-bit NF4, double quantization) runs wherever bitsandbytes
+does: bf16 compute on CUDA, float32 on the CPU (bitsandbytes >= 0.50; the ``qlora`` extra); without bitsandbytes it
+is refused before the data is read.
 """
 
 from __future__ import annotations
@@ -12,7 +14,15 @@ from __future__ import annotations
 from collections.abc import Callable
 from pathlib import Path
 
-from affectreason.train.adapter import TrainResult, load_model, load_tokenizer, restore_adapter, save_adapter
+from affectreason.train.adapter import (
+    TrainResult,
+    check_qlora,
+    load_model,
+    load_tokenizer,
+    local_model,
+    restore_adapter,
+    save_adapter,
+)
 from affectreason.train.loop import LoopParts, local_processes, make_accelerator, pack_by_tokens, run_loop, seed_all
 from affectreason.train.loss import lm_loss, logit_transform, output_head
 from affectreason.train.memory import MemoryPlan, causal_lm_shape, plan_memory, return_freed_memory
@@ -99,6 +109,8 @@ def train_sft(recipe: Recipe, resume: bool = False, stop_after: int | None = Non
               on_plan: Callable[[MemoryPlan], None] | None = None) -> TrainResult:
     """LoRA / QLoRA on a chat LM over textualized cues, per ``recipe`` (``train.run.train`` dispatches here).
     The data is tokenized and the memory plan checked before the weights load."""
+    check_qlora(recipe)
+    recipe, model_name = local_model(recipe)
     output_dir = Path(recipe.output_dir)
     chats = read_chats(recipe.data.train)
     eval_chats = read_chats(recipe.data.eval) if recipe.data.eval else None
@@ -127,11 +139,13 @@ def train_sft(recipe: Recipe, resume: bool = False, stop_after: int | None = Non
         model=model, n_examples=len(data.examples),
         make_batch=lambda indices: {k: v.to(accelerator.device) for k, v in
                                     collate([data.examples[i] for i in indices], pad).items()},
-        save=lambda folder, trained, state_dict: save_adapter(folder, trained, tokenizer, recipe, state_dict),
+        save=lambda folder, trained, state_dict: save_adapter(folder, trained, tokenizer, recipe, state_dict,
+                                                              model_name),
         restore=restore_adapter,
         evaluate=(lambda trained: evaluate(trained, tokenizer, eval_data, recipe.schedule.batch_size, eval_chats,
                                            recipe, loss)) if eval_data and accelerator.is_main_process else None,
-        lengths=lengths, loss=loss, info={"memory": plan.figures(), "max_length": max_length})
+        lengths=lengths, loss=loss, info={"memory": plan.figures(), "max_length": max_length,
+                                          "model": {"name": model_name, "folder": recipe.model.path}})
     step, losses, eval_figures = run_loop(recipe, parts, accelerator, resume, stop_after, on_step)
     return TrainResult(output_dir, output_dir / "adapter", step, losses, eval_figures,
                        {"examples": len(data.examples), "dropped": data.dropped, "truncated": data.truncated,
