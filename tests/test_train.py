@@ -44,12 +44,16 @@ def recipe_file(folder: Path, model: Path, train: Path, eval_: Path | None, **sc
     return path
 
 
-def test_every_packaged_recipe_loads_with_the_required_fields(task, tmp_path):
+def test_every_packaged_recipe_loads_with_the_required_fields(task, tmp_path, anchors):
     train, _ = task
-    assert packaged_recipes() == ["lora-chat", "qlora-chat"]
+    assert packaged_recipes() == ["grpo-chat", "lora-chat", "qlora-chat"]
+    steps = {"grpo-chat": 200, "lora-chat": 600, "qlora-chat": 600}
     for name in packaged_recipes():
-        recipe = load_recipe(name, [f"model.path={tmp_path}", f"data.train={train}", f"output_dir={tmp_path}"])
-        assert recipe.schedule.max_steps == 600
+        extra = [f"rl.wheel_dir={anchors / 'emotion_wheel'}"] if name == "grpo-chat" else []
+        recipe = load_recipe(name, [f"model.path={tmp_path}", f"data.train={train}", f"output_dir={tmp_path}", *extra])
+        assert recipe.schedule.max_steps == steps[name]
+    assert load_recipe("grpo-chat", [f"model.path={tmp_path}", f"data.train={train}", f"output_dir={tmp_path}",
+                                     f"rl.wheel_dir={anchors / 'emotion_wheel'}"]).rl.num_generations >= 2
 
 
 def test_recipe_errors_name_the_key(task, tmp_path):
