@@ -174,7 +174,7 @@ def test_outputs_dataset_dict_sharegpt_stats_manifest(built):
     assert stats["modalities"]["text"] == 0.93 and stats["modalities"]["no_cues"] == 0.07  # 7 clips lack subtitles
     assert stats["tokens"]["assistant"]["max"] > stats["tokens"]["assistant"]["median"] > 0
     manifest = json.loads((folder / "manifest.json").read_text())
-    assert manifest["prompt"] == {"name": "explain", "version": 2} and "EULA" in manifest["licence"]
+    assert manifest["prompt"] == {"name": "explain", "version": 3} and "EULA" in manifest["licence"]
     assert manifest["inputs"]["gt"]["sha256"] and manifest["absent_optional_inputs"] == ["videos"]
 
 

@@ -8,7 +8,7 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from affectreason.models.native import native_kind
-from affectreason.train.adapter import TrainResult
+from affectreason.train.adapter import TrainResult, check_qlora
 from affectreason.train.loop import TrainError, check_trackers
 from affectreason.train.memory import MemoryPlan
 from affectreason.train.recipe import Recipe
@@ -17,12 +17,9 @@ __all__ = ["MemoryPlan", "TrainError", "TrainResult", "check_runtime", "train"]
 
 
 def check_runtime(recipe: Recipe) -> None:
-    """Refuse what cannot run here before any weights load."""
-    import torch
-
-    if recipe.adapter.kind == "qlora" and not torch.cuda.is_available():
-        raise TrainError("adapter.kind=qlora needs a CUDA GPU: bitsandbytes' 4-bit NF4 training kernels do not "
-                         "run on the CPU. Use adapter.kind=lora here.")
+    """Refuse what cannot run here before any weights load: QLoRA without bitsandbytes (which runs 4-bit NF4 on
+    CUDA and, since 0.50, on the CPU), a tracker that is not installed."""
+    check_qlora(recipe)
     check_trackers(recipe.schedule.report_to)
 
 
