@@ -60,8 +60,9 @@ class _Verbs(TyperGroup):
             return super().invoke(ctx)
         except AffectReasonError as exc:
             _fail(str(exc))
-        except (typer.Exit, click.exceptions.Exit, click.ClickException, click.exceptions.Abort):
-            raise
+        except (typer.Exit, typer.Abort, typer.TyperException, click.exceptions.Exit, click.ClickException,
+                click.exceptions.Abort):
+            raise  # usage errors (typer's vendored click raises its own classes) print themselves
         except Exception as exc:  # noqa: BLE001 (the one place that turns a bug into a message)
             _bug(exc)
 
@@ -276,7 +277,8 @@ def cues_cmd(path: ClipPath, out: BatchOut = None,
 @app.command("explain")
 def explain_cmd(path: ClipPath, out: BatchOut = None,
                 backend: Annotated[str, typer.Option("--backend", help="auto, rules, hf, openai or vllm")] = "auto",
-                model: Annotated[str | None, typer.Option("--model", help="hf: local chat model folder")] = None,
+                model: Annotated[str | None, typer.Option(
+                    "--model", help="hf / vllm: model folder or hub id")] = None,
                 adapter: Annotated[str | None, typer.Option("--adapter", help="hf: LoRA adapter folder")] = None,
                 endpoint: Endpoint = None,
                 server_model: Annotated[str | None, typer.Option("--server-model", help="openai: model name")] = None,

@@ -174,3 +174,12 @@ def test_a_bug_is_reported_as_a_bug_and_a_user_error_as_one_line(monkeypatch, tm
     user = CliRunner().invoke(app, ["score", "ov", "--gold", str(gold), "--pred", str(tmp_path / "none.csv")])
     assert user.exit_code == 2 and user.output.startswith("error:") and "this is a bug" not in user.output
     assert user.output.strip().endswith("none.csv: no such file") and len(user.output.splitlines()) == 1
+
+
+def test_a_usage_mistake_is_a_usage_error_not_a_bug():
+    from pathlib import Path
+
+    done = subprocess.run([sys.executable, "-m", "affectreason.cli", "explain", "examples/happy_astronaut.mp4",
+                           "--backend", "rules", "extra_arg"], capture_output=True, text=True,
+                          cwd=Path(__file__).resolve().parents[1])
+    assert done.returncode == 2 and "unexpected extra argument" in done.stderr and "bug" not in done.stderr
