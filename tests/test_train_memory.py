@@ -131,6 +131,8 @@ def test_auto_trades_memory_for_time_only_when_the_run_needs_it():
     one = micro_batch_geometry([1100], [240], recipe().schedule)  # batch 1 at the default prompt
     fast, frugal = (estimate(recipe(), shape, one, on, int(0.55 * GIB), freed=on) for on in (False, True))
     assert frugal.device_peak < 1.5 * GIB < fast.device_peak  # the issue's goal needs both trades
+    kept = estimate(recipe(), shape, one, True, int(0.55 * GIB), freed=False)
+    assert kept.device_peak > 2 * frugal.device_peak  # glibc's kept heap holds the recomputed layers' buffers
     everything = estimate(recipe(logits="all"), shape, one, True, int(0.55 * GIB), freed=True)
     assert everything.logits > 4 * frugal.logits  # logits of every position vs of the reply only
     rss = current_rss() / GIB
