@@ -104,7 +104,8 @@ def test_qlora_trains_through_the_cli(task, learner, tmp_path):
     train, _ = task
     out = runner.invoke(app, ["train", "qlora-chat", f"model.path={learner}", f"data.train={train}",
                               f"output_dir={tmp_path}", "data.max_length=128", "schedule.max_steps=2",
-                              "schedule.batch_size=4", "schedule.grad_accum=1", "schedule.gradient_checkpointing=false"])
+                              "schedule.batch_size=4", "schedule.grad_accum=1",
+                              "schedule.gradient_checkpointing=false"])
     assert out.exit_code == 0, out.output
     log = [json.loads(line) for line in (tmp_path / "train_log.jsonl").read_text().splitlines()]
     assert [r["step"] for r in log] == [1, 2] and all(0 < r["loss"] < 20 for r in log)

