@@ -121,19 +121,17 @@ def _local(spec: BackendSpec, say: Callable[[str], None]) -> Reasoner:
 
     if not spec.model:
         raise UsageError("--backend hf needs --model (a local chat model folder)")
+    # the bounds a server would be sent (--max-chars / --max-items), so local and served answers match
+    options = {"constrain": spec.constrain,
+               "schema": bounded_schema(spec.server.schema, spec.server.max_chars, spec.server.max_items)}
     try:
         if spec.adapter and (Path(spec.adapter) / FEATURE_CONFIG).is_file():
-            reasoner = FeatureReasoner(spec.model, spec.adapter, spec.max_new_tokens, constrain=spec.constrain)
-        elif native_kind(spec.model):
-            reasoner = NativeReasoner(spec.model, spec.adapter, spec.max_new_tokens, constrain=spec.constrain)
-        else:
-            reasoner = HFReasoner(spec.model, spec.adapter, spec.max_new_tokens, constrain=spec.constrain)
+            return FeatureReasoner(spec.model, spec.adapter, spec.max_new_tokens, **options)
+        if native_kind(spec.model):
+            return NativeReasoner(spec.model, spec.adapter, spec.max_new_tokens, **options)
+        return HFReasoner(spec.model, spec.adapter, spec.max_new_tokens, **options)
     except ModelMissing as exc:
         if spec.name == "hf":
             raise
         say(f"auto: {exc}; using the rules engine instead")
         return RulesReasoner()
-    if spec.constrain:
-        # the bounds a server would be sent (--max-chars / --max-items), so local and served answers match
-        reasoner.schema = bounded_schema(spec.server.schema, spec.server.max_chars, spec.server.max_items)
-    return reasoner

@@ -29,15 +29,21 @@ def _parsed(text: str, reasoner, cues: Cues, model: str) -> Explanation:
     return explanation
 
 
+def _schema(constrain: bool, schema: dict | None) -> dict | None:
+    """What decoding is constrained to: ``schema`` (the bounded Explanation schema by default), or nothing."""
+    return (schema or answer_schema()) if constrain else None
+
+
 class HFReasoner:
     """A local chat LM (+ optional LoRA adapter) reasoning over textualized cues."""
 
-    def __init__(self, model: str, adapter: str | None = None, max_new_tokens: int = 384, constrain: bool = True):
+    def __init__(self, model: str, adapter: str | None = None, max_new_tokens: int = 384, constrain: bool = True,
+                 schema: dict | None = None):
         from affectreason.models.causal_lm import ChatLM
 
         self.lm = ChatLM(model, adapter, max_new_tokens)
         self.prompt = adapter_prompt(adapter, DEFAULT_PROMPT)
-        self.schema = answer_schema() if constrain else None
+        self.schema = _schema(constrain, schema)
         self.name = "hf"
         self.extractor = None
 
@@ -51,11 +57,11 @@ class NativeReasoner:
     """A Qwen-VL model (key frames) or Qwen2.5-Omni thinker (key frames + audio) plus the textualized cues."""
 
     def __init__(self, model: str, adapter: str | None = None, max_new_tokens: int = 384, max_frames: int = 4,
-                 constrain: bool = True):
+                 constrain: bool = True, schema: dict | None = None):
         from affectreason.models.native import NativeMLLM
 
         self.lm = NativeMLLM(model, adapter, max_new_tokens)
-        self.schema = answer_schema() if constrain else None
+        self.schema = _schema(constrain, schema)
         info = adapter_info(adapter)
         self.prompt = info.get("prompt") or DEFAULT_PROMPT
         # an adapter trained on frames as one video input is given the clip the same way
@@ -87,12 +93,13 @@ class NativeReasoner:
 class FeatureReasoner:
     """A chat LM reading the clip through frozen encoders and trained projectors (a feature-path adapter)."""
 
-    def __init__(self, model: str, adapter: str, max_new_tokens: int = 384, constrain: bool = True):
+    def __init__(self, model: str, adapter: str, max_new_tokens: int = 384, constrain: bool = True,
+                 schema: dict | None = None):
         from affectreason.models.encoders import FrozenEncoder
         from affectreason.models.feature_lm import load_feature_lm
 
         self.lm = load_feature_lm(model, adapter)
-        self.schema = answer_schema() if constrain else None
+        self.schema = _schema(constrain, schema)
         spec = self.lm.spec
         self.encoders = {m: FrozenEncoder(path, window=spec.window) for m, path in spec.encoders.items()}
         self.prompt = adapter_prompt(adapter, DEFAULT_PROMPT)

@@ -121,12 +121,17 @@ def _sound(samples: np.ndarray, rate: int, start: float = 0.0):
     return parselmouth.Sound(samples.astype(np.float64), sampling_frequency=rate, start_time=start)
 
 
+def _measure(sound) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """(pitch times, F0 in Hz with 0 where unvoiced, intensity times, dB) at 10 ms steps (pitch 60-600 Hz)."""
+    pitch = sound.to_pitch(time_step=0.01, pitch_floor=PITCH_FLOOR, pitch_ceiling=PITCH_CEILING)
+    intensity = sound.to_intensity(minimum_pitch=PITCH_FLOOR, time_step=0.01)
+    return pitch.xs(), pitch.selected_array["frequency"], intensity.xs(), intensity.values[0]
+
+
 def contours(audio: Audio) -> Contours:
     """Pitch and intensity contours at 10 ms steps (pitch 60-600 Hz)."""
     sound = _sound(audio.samples, audio.rate)
-    pitch = sound.to_pitch(time_step=0.01, pitch_floor=PITCH_FLOOR, pitch_ceiling=PITCH_CEILING)
-    intensity = sound.to_intensity(minimum_pitch=PITCH_FLOOR, time_step=0.01)
-    return Contours(sound, pitch.xs(), pitch.selected_array["frequency"], intensity.xs(), intensity.values[0])
+    return Contours(sound, *_measure(sound))
 
 
 def windows(n: int, rate: int, window_s: float = WINDOW_S) -> list[tuple[int, int]]:
@@ -164,13 +169,11 @@ def _windowed(audio: Audio, window_s: float) -> tuple[np.ndarray, ...]:
     parts, quality = [], []
     for a, b in windows(len(audio.samples), audio.rate, window_s):
         sound = _sound(audio.samples[a:b], audio.rate, a / audio.rate)
-        pitch = sound.to_pitch(time_step=0.01, pitch_floor=PITCH_FLOOR, pitch_ceiling=PITCH_CEILING)
-        intensity = sound.to_intensity(minimum_pitch=PITCH_FLOOR, time_step=0.01)
-        f0 = pitch.selected_array["frequency"]
-        parts.append((pitch.xs(), f0, intensity.xs(), intensity.values[0]))
-        voiced = int((f0 > 0).sum())
+        part = _measure(sound)
+        parts.append(part)
+        voiced = int((part[1] > 0).sum())
         quality.append((_voice_quality(sound) if voiced >= 3 else (float("nan"),) * 3, voiced))
-        del sound, pitch, intensity  # one window's Praat objects at a time
+        del sound  # one window's Praat objects at a time
     f0_t, f0, db_t, db = (np.concatenate([part[i] for part in parts]) for i in range(4))
     jitter, shimmer, hnr = (_pooled([(q[i], w) for q, w in quality]) for i in range(3))
     return f0_t, f0, db_t, db, jitter, shimmer, hnr
