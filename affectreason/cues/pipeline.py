@@ -130,8 +130,6 @@ class CueExtractor:
     def _transcript(self, clip: Clip, audio, cues: Cues) -> Transcript | None:
         if clip.transcript:
             return Transcript(text=clip.transcript, source="given")
-        if clip.subtitles:
-            return read_subtitles(clip.subtitles)
         if audio is None or cues.prosody is None or not self.config.asr:
             return None
         recognizer = self._recognizer()

@@ -283,6 +283,8 @@ def train_grpo(recipe: Recipe, resume: bool = False, stop_after: int | None = No
                 eval_figures = evaluate(kwargs["model"])
                 record.update(eval_figures)
             losses.append((record["step"], record["loss"]))
+            if not state.is_world_process_zero:
+                return  # every process logs; one writes
             with log_path.open("a", encoding="utf-8") as handle:
                 handle.write(json.dumps(record) + "\n")
             if on_step:
@@ -300,11 +302,12 @@ def train_grpo(recipe: Recipe, resume: bool = False, stop_after: int | None = No
     policy = trainer.model
     if rl.reference == "base" and "ref" in getattr(policy, "peft_config", {}):
         policy.delete_adapter("ref")  # TRL then takes the reference log-probs with the adapter disabled
-    (output_dir / "recipe.resolved.json").write_text(json.dumps(
-        {"recipe": recipe.model_dump(), "affectreason_version": affectreason.__version__,
-         "trl_version": _version("trl"), "processes": trainer.accelerator.num_processes,
-         "reward_weights": weights, "prompt_examples": len(prompt_examples),
-         "model": {"folder": recipe.model.path, "init_adapter": rl.init_adapter}}, indent=2))
+    if trainer.accelerator.is_main_process:
+        (output_dir / "recipe.resolved.json").write_text(json.dumps(
+            {"recipe": recipe.model_dump(), "affectreason_version": affectreason.__version__,
+             "trl_version": _version("trl"), "processes": trainer.accelerator.num_processes,
+             "reward_weights": weights, "prompt_examples": len(prompt_examples),
+             "model": {"folder": recipe.model.path, "init_adapter": rl.init_adapter}}, indent=2))
     if eval_examples and not resume and trainer.accelerator.is_main_process:
         start = {"step": 0, **evaluate(policy)}
         with log_path.open("a", encoding="utf-8") as handle:

@@ -21,6 +21,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from functools import lru_cache
 
+from affectreason.eval.ov import set_overlap
 from affectreason.eval.per_record import label_agreement
 from affectreason.eval.result import f_score
 from affectreason.eval.wheel import WHEELS, EmotionWheel
@@ -126,11 +127,8 @@ def ov_reward(sample: Sample, context: Context) -> float:
     >>> ov_reward(Sample("no idea", ("happy",)), Context())
     0.0
     """
-    gold, pred = set(sample.gold_labels), set(sample.labels)
-    if not gold or not pred:
-        return 0.0
-    hit = len(gold & pred)
-    return f_score(hit / len(pred), hit / len(gold))
+    gold = set(sample.gold_labels)
+    return f_score(*set_overlap(gold, set(sample.labels))) if gold else 0.0
 
 
 def hit_reward(sample: Sample, context: Context) -> float:
