@@ -26,6 +26,7 @@ from collections.abc import Sequence
 from affectreason.cues.textualize import textualize
 from affectreason.schema import Clue, Cues, Grounding, GroundingCheck
 
+NEGATIONS = ("no", "absent", "without")  # an AU named after one of these is claimed absent
 AU_MENTION = re.compile(r"\b(?:(no|absent|without|strong|intense|pronounced|marked|slight|subtle|weak|faint)\s+)?"
                         r"AU\s?(\d{1,2})\b(?:\s*\([^)]*\))?(?:(?:\s+[a-z]+){0,3}?\s+(?:at|peaks at|of|=|:|reaching)"
                         r"\s*(\d+(?:\.\d+)?)\s*(?:/\s*5)?)?", re.IGNORECASE)
@@ -60,7 +61,7 @@ def _check_au(cues: Cues, index: int, match: re.Match) -> GroundingCheck:
         ok, claim = peak >= 2.5, f"'{qualifier}' needs >= 2.5"
     elif qualifier in ("slight", "subtle", "weak", "faint"):
         ok, claim = 0.5 <= peak < 2.5, f"'{qualifier}' needs 0.5-2.5"
-    elif qualifier in ("no", "absent", "without"):
+    elif qualifier in NEGATIONS:
         ok, claim = peak < 1.0, "claimed absent"
     else:
         ok, claim = peak >= 1.0, "claimed active (>= 1)"

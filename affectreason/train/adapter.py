@@ -125,15 +125,16 @@ def wrap_lora(model, recipe: Recipe, target_modules: list[str] | str, task_type:
 
 
 def save_adapter(folder: Path, model, tokenizer, recipe: Recipe, state_dict: dict | None = None,
-                 base_model: str | None = None) -> None:
+                 base_model: str | None = None, info: dict | None = None) -> None:
     """The LoRA adapter in peft format (what vLLM's ``--lora-modules`` and ``attach_adapter`` load), its
     tokenizer, and the prompt it was trained with; ``base_model`` is the model as the recipe named it (a hub id
-    stays a hub id; default ``model.path``)."""
+    stays a hub id; default ``model.path``); ``info``: more metadata for ``affectreason_adapter.json``."""
     model.save_pretrained(folder, state_dict=state_dict)
     tokenizer.save_pretrained(folder)
     write_adapter_info(folder, {"prompt": recipe.data.prompt, "base_model": base_model or recipe.model.path,
                                 "frames": recipe.data.frames, "fps": recipe.data.fps,
-                                "max_frames": recipe.data.max_frames, "affectreason_version": affectreason.__version__})
+                                "max_frames": recipe.data.max_frames, "affectreason_version": affectreason.__version__,
+                                **(info or {})})
 
 
 def restore_adapter(folder: Path, model) -> None:

@@ -34,13 +34,12 @@ from affectreason.errors import DataError
 from affectreason.eval.per_record import score_labels
 from affectreason.eval.wheel import EmotionWheel
 from affectreason.jsonl import iter_jsonl
-from affectreason.models.adapter import adapter_info, write_adapter_info
 from affectreason.reason.messages import example_observations
 from affectreason.reason.parse import parse_explanation
 from affectreason.schema import Cues
 from affectreason.train.adapter import TrainResult, load_model, load_tokenizer, save_adapter
 from affectreason.train.loop import TrainError, latest_checkpoint, seed_all
-from affectreason.train.recipe import Recipe
+from affectreason.train.recipe import WHEEL_REWARDS, Recipe
 from affectreason.train.rewards import REWARDS, Context, Sample, combine, normalized_weights
 
 ROLES = {"system", "user", "assistant"}
@@ -114,7 +113,7 @@ def reward_context(recipe: Recipe) -> Context:
     """The rewards' shared context: the emotion wheel (when a reward needs one) and the rl settings."""
     rl = recipe.rl
     folder = rl.wheel_dir or recipe.eval.wheel_dir
-    needs_wheel = any(rl.rewards.get(name) for name in ("ew", "hit"))
+    needs_wheel = any(rl.rewards.get(name) for name in WHEEL_REWARDS)
     wheel = EmotionWheel.load(folder) if needs_wheel or folder else None
     return Context(wheel=wheel, au_beta=rl.au_beta, grounding_floor=rl.grounding_floor,
                    length_factor=rl.length_factor)
@@ -321,10 +320,8 @@ def train_grpo(recipe: Recipe, resume: bool = False, stop_after: int | None = No
         policy.delete_adapter("ref")  # the saved adapter is the trained one only
     if trainer.accelerator.is_main_process:
         adapter_dir = output_dir / "adapter"
-        save_adapter(adapter_dir, policy, tokenizer, recipe)
-        info = adapter_info(adapter_dir)
-        write_adapter_info(adapter_dir, {**info, "training": "grpo", "init_adapter": rl.init_adapter,
-                                         "rewards": rl.rewards})
+        save_adapter(adapter_dir, policy, tokenizer, recipe,
+                     info={"training": "grpo", "init_adapter": rl.init_adapter, "rewards": rl.rewards})
     if losses and not math.isfinite(losses[-1][1]):
         raise TrainError(f"the loss diverged (step {losses[-1][0]}: {losses[-1][1]}); lower optim.lr")
     return TrainResult(output_dir, output_dir / "adapter", step, losses, eval_figures,

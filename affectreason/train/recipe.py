@@ -115,6 +115,7 @@ class FeatureSection(Section):
 
 
 RewardName = Literal["format", "ew", "ov", "hit", "grounding", "au", "length"]  # train.rewards.REWARDS (tested)
+WHEEL_REWARDS = ("ew", "hit")  # the rewards that read the emotion wheel
 
 
 class RLSection(Section):
@@ -190,7 +191,7 @@ class Recipe(Section):
         if adapter is not None and not (Path(adapter) / "adapter_config.json").is_file():
             raise ValueError(f"rl.init_adapter: {adapter} is not a peft adapter folder (no adapter_config.json)")
         wheel = self.rl.wheel_dir or self.eval.wheel_dir or os.environ.get("AFFECTREASON_WHEEL_DIR")
-        needs = [name for name in ("ew", "hit") if self.rl.rewards.get(name)]
+        needs = [name for name in WHEEL_REWARDS if self.rl.rewards.get(name)]
         if needs and not wheel:
             raise ValueError(f"rl.wheel_dir: the {' and '.join(needs)} reward needs the emotion wheel; give "
                              "rl.wheel_dir (or eval.wheel_dir, or $AFFECTREASON_WHEEL_DIR)")

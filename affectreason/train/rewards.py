@@ -26,14 +26,13 @@ from affectreason.eval.per_record import label_agreement
 from affectreason.eval.result import f_score
 from affectreason.eval.wheel import WHEELS, EmotionWheel
 from affectreason.labels import normalize_labels
-from affectreason.reason.grounding import AU_MENTION, ground
+from affectreason.reason.grounding import AU_MENTION, NEGATIONS, ground
 from affectreason.reason.messages import explanation_schema, schema_violations
 from affectreason.reason.parse import parse_explanation
 from affectreason.schema import Cues, Explanation
 
 ACTIVE_AU = 1.0  # an AU is active when its peak reaches 1.0 (0-5 scale): the grounding check's "claimed active"
 TAGGED = re.compile(r"^\s*<think>(.+?)</think>\s*<answer>(.+?)</answer>\s*$", re.DOTALL | re.IGNORECASE)
-NEGATED = frozenset({"no", "absent", "without"})
 
 
 @dataclass(frozen=True)
@@ -175,7 +174,8 @@ def named_aus(answer: Explanation) -> set[str]:
     ['AU06', 'AU12']
     """
     text = " ".join([*(clue.text for clue in answer.observations), answer.interpretation])
-    return {f"AU{int(m.group(2)):02d}" for m in AU_MENTION.finditer(text) if (m.group(1) or "").lower() not in NEGATED}
+    return {f"AU{int(m.group(2)):02d}" for m in AU_MENTION.finditer(text)
+            if (m.group(1) or "").lower() not in NEGATIONS}
 
 
 def active_aus(cues: Cues | None) -> set[str]:
