@@ -169,6 +169,7 @@ WorkersOpt = Annotated[int, typer.Option("--workers", help="worker processes for
 FaceModel = Annotated[str | None, typer.Option("--face-model", help="face_landmarker.task path")]
 AsrModel = Annotated[str | None, typer.Option("--asr-model", help="faster-whisper model folder")]
 NoAsr = Annotated[bool, typer.Option("--no-asr", help="skip speech recognition")]
+NoExpression = Annotated[bool, typer.Option("--no-expression", help="skip the facial-expression classifier")]
 TranscriptOpt = Annotated[str | None, typer.Option("--transcript", help="what is said (skips ASR)")]
 SubtitlesOpt = Annotated[Path | None, typer.Option("--subtitles", help=".srt/.vtt/.txt (skips ASR)")]
 LabelEndpoint = Annotated[str | None, typer.Option(
@@ -247,7 +248,7 @@ def cues_cmd(path: ClipPath, out: BatchOut = None,
              plot: Annotated[Path | None, typer.Option("--plot", help="write a PNG of the cues of one clip")] = None,
              fps: FpsOpt = 5.0, workers: WorkersOpt = 2, face_model: FaceModel = None, asr_model: AsrModel = None,
              no_asr: NoAsr = False, transcript: TranscriptOpt = None, subtitles: SubtitlesOpt = None,
-             openface: OpenFaceOpt = None, with_egemaps: EgemapsOpt = False,
+             openface: OpenFaceOpt = None, with_egemaps: EgemapsOpt = False, no_expression: NoExpression = False,
              max_duration: MaxDuration = DEFAULT_MAX_DURATION_S) -> None:
     """Extract facial AUs, prosody and a transcript from a clip (or every clip of a folder).
 
@@ -256,7 +257,7 @@ def cues_cmd(path: ClipPath, out: BatchOut = None,
     from affectreason.cues.pipeline import CueConfig
 
     config = CueConfig(fps=fps, face_model=face_model, asr_model=asr_model, asr=not no_asr, egemaps=with_egemaps,
-                       max_duration_s=max_duration)
+                       expression=not no_expression, max_duration_s=max_duration)
     if path.is_dir() or out is not None:
         _batch(path, out, config, workers, None)
         return
@@ -293,7 +294,7 @@ def explain_cmd(path: ClipPath, out: BatchOut = None,
                 as_json: Annotated[bool, typer.Option("--json", help="print {cues, explanation} as JSON")] = False,
                 fps: FpsOpt = 5.0, workers: WorkersOpt = 2, face_model: FaceModel = None,
                 asr_model: AsrModel = None, no_asr: NoAsr = False, transcript: TranscriptOpt = None,
-                subtitles: SubtitlesOpt = None, openface: OpenFaceOpt = None,
+                subtitles: SubtitlesOpt = None, openface: OpenFaceOpt = None, no_expression: NoExpression = False,
                 max_duration: MaxDuration = DEFAULT_MAX_DURATION_S) -> None:
     """Explain the emotion of a clip: cues, a chain of thought, open-vocabulary labels, grounding."""
     from affectreason.backends.load import BackendSpec, load_reasoner
@@ -302,7 +303,7 @@ def explain_cmd(path: ClipPath, out: BatchOut = None,
     spec = BackendSpec(backend, model, adapter, endpoint, server_model, api_key, max_new_tokens, label_endpoint,
                        label_model, server=_bounds(max_chars, max_items), constrain=not no_constrain)
     config = CueConfig(fps=fps, face_model=face_model, asr_model=asr_model, asr=not no_asr,
-                       max_duration_s=max_duration)
+                       expression=not no_expression, max_duration_s=max_duration)
     note = lambda line: err.print(f"[dim]{line}[/dim]")  # noqa: E731
     if _is_batch(path, out):
         # local models load in each worker; a server or an engine once, here, before any clip is decoded

@@ -50,6 +50,8 @@ class FaceFrame(Contract):
         default=None, description="x, y, width, height of the main face, relative to the frame (0-1)"
     )
     aus: dict[str, float] = Field(default_factory=dict)
+    expression: dict[str, float] = Field(default_factory=dict, description="expression-classifier probabilities "
+                                         "of the main face (label -> 0-1); empty when not classified")
 
     @field_validator("aus")
     @classmethod
@@ -70,6 +72,17 @@ class AUEvent(Contract):
     apex: float
     offset: float
     peak: float = Field(ge=0, le=5)
+
+
+class ExpressionSummary(Contract):
+    """The expression classifier's reading of the main face over a clip."""
+
+    mean: dict[str, float] = Field(description="mean probability per label over the classified frames, highest first")
+    top: str = Field(description="the label with the highest mean probability")
+    apex_t: float = Field(description="time of the strongest non-neutral reading")
+    apex_label: str
+    apex_probability: float = Field(ge=0, le=1)
+    frames: int = Field(ge=1, description="frames the classifier read")
 
 
 class Prosody(Contract):
@@ -129,6 +142,8 @@ class Cues(Contract):
     frames: list[FaceFrame] = Field(default_factory=list)
     apex_t: float | None = Field(default=None, description="time of the frame with the strongest expression")
     au_events: list[AUEvent] = Field(default_factory=list)
+    expression: ExpressionSummary | None = Field(default=None, description="the facial-expression classifier's "
+                                                 "summary; None when it did not run (OpenFace CSV, --no-expression)")
     prosody: Prosody | None = None
     transcript: Transcript | None = None
     provenance: list[Provenance] = Field(default_factory=list)

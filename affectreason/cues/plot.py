@@ -1,4 +1,5 @@
-"""One figure of a clip's cues: AU timelines, pitch and loudness, words on the time axis, the apex face.
+"""One figure of a clip's cues: AU timelines, pitch and loudness, words on the time axis, the apex face and
+the expression classifier's mean probabilities.
 
 People look at this before they trust a label, so it shows the measurements behind the cues (the
 pitch contour and loudness are recomputed from the audio; the face crop is the apex frame).
@@ -47,6 +48,7 @@ def plot_cues(clip: Clip, cues: Cues, out: str | Path) -> Path:
     grid = fig.add_gridspec(3, 4)
     ax_au, ax_voice, ax_words = (fig.add_subplot(grid[i, :3]) for i in range(3))
     ax_face = fig.add_subplot(grid[:2, 3])
+    ax_expr = fig.add_subplot(grid[2, 3])
     end = cues.duration_s or (cues.frames[-1].t if cues.frames else 1.0)
 
     peaks = sorted(cues.au_events, key=lambda e: -e.peak)[:TOP_AUS]
@@ -94,6 +96,15 @@ def plot_cues(clip: Clip, cues: Cues, out: str | Path) -> Path:
         ax_face.set_title(f"apex face, {cues.apex_t:.1f} s")
     else:
         ax_face.text(0.5, 0.5, "no face", ha="center")
+    if cues.expression is not None:
+        labels = list(cues.expression.mean)[::-1]  # highest on top
+        ax_expr.barh(labels, [cues.expression.mean[label] for label in labels], color="tab:purple")
+        ax_expr.set(xlim=(0, 1), xlabel="mean probability",
+                    title=f"expression classifier ({cues.expression.frames} frames)")
+        ax_expr.tick_params(axis="y", labelsize=8)
+    else:
+        ax_expr.axis("off")
+        ax_expr.text(0.5, 0.5, "no expression-classifier reading", ha="center", fontsize=8)
     out = Path(out)
     out.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(out, dpi=100)

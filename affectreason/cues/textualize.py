@@ -1,6 +1,7 @@
 """Cues -> a compact text block for an LLM prompt (the textualized-cue input of the reasoning models).
 
-Sections in priority order: face (active AUs with peak intensity and onset-apex-offset times), voice
+Sections in priority order: face (active AUs with peak intensity and onset-apex-offset times), the
+expression classifier (mean probabilities of its three likeliest labels, and its strongest reading), voice
 (figures with their descriptors), speech (transcript, then word times), warnings, provenance. When the
 block exceeds ``max_tokens`` (estimated as characters / 4, the usual English ratio for BPE tokenizers),
 the least important details go first: provenance, word times, weaker AUs.
@@ -29,6 +30,15 @@ def _face(cues: Cues, max_aus: int) -> str | None:
     parts = [f"{e.au} {AU_NAMES.get(e.au, '')} {e.peak:.1f}/5 ({e.onset:.1f}-{e.offset:.1f} s, apex {e.apex:.1f} s)"
              for e in events]
     return head + ". Active AUs: " + "; ".join(parts) + "."
+
+
+def _expression(cues: Cues) -> str | None:
+    e = cues.expression
+    if e is None:
+        return None
+    likeliest = ", ".join(f"{label} {p:.2f}" for label, p in list(e.mean.items())[:3])
+    return (f"[Face] expression classifier (mini-Xception, FER-2013) over {e.frames} frames: {likeliest}; "
+            f"strongest {e.apex_label} {e.apex_probability:.2f} at {e.apex_t:.1f} s.")
 
 
 def _voice(cues: Cues) -> str | None:
@@ -70,7 +80,7 @@ def textualize(cues: Cues, max_tokens: int = 400) -> str:
     options = [(True, True, 8), (False, True, 8), (False, False, 8), (False, False, 4), (False, False, 2)]
     text = ""
     for with_provenance, with_times, max_aus in options:
-        sections = [_face(cues, max_aus), _voice(cues), _speech(cues, with_times)]
+        sections = [_face(cues, max_aus), _expression(cues), _voice(cues), _speech(cues, with_times)]
         if cues.warnings:
             sections.append("[Warnings] " + "; ".join(cues.warnings) + ".")
         if with_provenance and cues.provenance:
