@@ -3,12 +3,24 @@
 It serves the ``rules`` engine (which labels to emit, which spoken words are emotional cues) and
 offline label extraction from free text. Basic emotions follow MELD's seven classes; each label list
 is ordered from mild to intense so that intensity can pick the nuance (content -> happy -> delighted).
-Word valence comes from VADER (shipped in the ``vadersentiment`` package), not from here.
+Word valence comes from VADER (MIT, shipped in the ``vadersentiment`` package), not from here.
+
+Licence and sources of ``CUE_WORDS``: the list is affectreason's own, under the package's Apache-2.0 licence,
+so users may rely on it as they rely on the code. It was written by hand from everyday English: the emotion
+terms of ``NUANCES`` and ``EMOTION_WORDS`` below grouped by the basic emotion they name (after Parrott's tree
+of primary emotions), their common inflections, and conversational interjections and fixed phrases ("oh no",
+"no way", "shut up"). No entry is copied from the NRC Emotion Lexicon (research use only) or another list
+whose licence is unclear (``empath`` 0.89 on PyPI states none), and none was picked by looking at the MELD
+utterances the engine is calibrated or tested on. ``emotion_evidence`` reads the words in context: a cue word
+within three words after a negator of the same clause ("not happy", "I'm not angry") is negated (negated joy
+counts half toward sadness, a negated negative emotion toward nothing), an intensifier right before it
+("very angry", "so happy") weighs it 1.5, a diminisher ("a bit", "slightly") 0.5.
 """
 
 from __future__ import annotations
 
 import re
+from dataclasses import dataclass, field
 
 from affectreason import labels as label_text  # the generic matching; the vocabulary is here
 
@@ -25,17 +37,34 @@ NUANCES: dict[str, tuple[str, ...]] = {
 
 # words (and fixed phrases) in a transcript that point to a basic emotion; VADER handles general valence
 CUE_WORDS: dict[str, tuple[str, ...]] = {
-    "joy": ("happy", "glad", "great", "awesome", "wonderful", "love", "thanks", "thank you", "yay", "congratulations",
-            "excited", "fantastic", "perfect", "amazing", "haha", "fun", "beautiful", "proud", "celebrate"),
-    "sadness": ("sorry", "sad", "miss", "lost", "cry", "crying", "hurt", "alone", "lonely", "unfortunately",
-                "depressed", "broke up", "died", "tired", "gone"),
-    "anger": ("damn", "hell", "shut up", "stupid", "idiot", "hate", "angry", "mad", "furious", "how dare",
-              "ridiculous", "get out", "annoying", "sick of"),
-    "fear": ("scared", "afraid", "nervous", "worried", "terrified", "panic", "help", "oh no", "frightened"),
+    "joy": ("happy", "happier", "happiest", "happiness", "glad", "great", "awesome", "wonderful", "love", "loved",
+            "lovely", "thanks", "thank you", "yay", "congratulations", "congrats", "excited", "exciting", "fantastic",
+            "perfect", "amazing", "haha", "fun", "beautiful", "proud", "celebrate", "delighted", "thrilled",
+            "joy", "enjoy", "enjoyed", "pleased", "cheers", "hooray", "woohoo", "brilliant", "terrific", "cool",
+            "sweet", "excellent", "good news", "can't wait", "relieved", "grateful", "adore"),
+    "sadness": ("sorry", "sad", "sadly", "miss", "missed", "lost", "cry", "crying", "cried", "hurt", "alone",
+                "lonely", "unfortunately", "depressed", "broke up", "died", "tired", "gone", "heartbroken",
+                "unhappy", "miserable", "upset", "disappointed", "disappointing", "tears", "grief", "funeral",
+                "dumped", "regret", "sigh", "poor thing", "too bad", "i wish"),
+    "anger": ("damn", "hell", "shut up", "stupid", "idiot", "hate", "hated", "angry", "mad", "furious",
+              "how dare", "ridiculous", "get out", "annoying", "annoyed", "sick of", "pissed", "jerk", "liar",
+              "lied", "screw you", "how could you", "enough", "leave me alone", "irritating", "outrageous",
+              "fed up", "unbelievable", "back off", "bastard", "moron"),
+    "fear": ("scared", "scary", "afraid", "nervous", "worried", "worry", "terrified", "panic", "help", "oh no",
+             "frightened", "anxious", "fear", "freaking out", "freaked", "dangerous", "careful", "what if"),
     "surprise": ("what?", "really?", "wow", "oh my god", "oh my gosh", "no way", "seriously?", "whoa", "huh?",
-                 "you're kidding", "are you serious", "what!"),
-    "disgust": ("gross", "ew", "eww", "yuck", "disgusting", "nasty", "sick", "ugh"),
+                 "you're kidding", "are you serious", "what!", "surprise", "surprised", "surprising", "shocked",
+                 "unexpected", "can't believe", "oh!", "what the", "omg"),
+    "disgust": ("gross", "ew", "eww", "yuck", "disgusting", "disgusted", "nasty", "sick", "ugh", "revolting",
+                "creepy", "awful smell", "vomit", "puke"),
 }
+NEGATORS = frozenset("not no never nothing nobody neither nor without hardly cannot".split())
+INTENSIFIERS = frozenset("very so really extremely totally absolutely incredibly too such completely utterly "
+                         "super truly deeply".split())
+DIMINISHERS = frozenset("bit slightly somewhat little kinda sorta barely".split())  # "a bit", "a little"
+INTENSIFIED, DIMINISHED, NEGATED_JOY_AS_SADNESS = 1.5, 0.5, 0.5
+NEGATION_SCOPE = 3  # words before the cue word (Hutto & Gilbert's VADER looks three words back, too)
+CLAUSE_END = re.compile(r"[.,;:!?]|\bbut\b")
 
 LABEL_TO_BASIC = {label: basic for basic, labels in NUANCES.items() for label in labels}
 
@@ -97,19 +126,68 @@ def nuance(basic: str, strength: float) -> str:
     return labels[index]
 
 
+@dataclass
+class Evidence:
+    """What the words of an utterance say about each basic emotion."""
+
+    scores: dict[str, float] = field(default_factory=dict)
+    """basic emotion -> summed weight of its (non-negated) cue words, plus negated joy toward sadness"""
+    hits: dict[str, list[str]] = field(default_factory=dict)
+    """basic emotion -> its cue words found and not negated, in lexicon order"""
+    negated: list[str] = field(default_factory=list)
+    """cue words found under a negator ("not happy")"""
+
+
+def _context(lowered: str, start: int) -> list[str]:
+    """The words of the same clause before a match, at most ``NEGATION_SCOPE`` of them."""
+    before = CLAUSE_END.split(lowered[:start])[-1]
+    return re.findall(r"[a-z']+", before)[-NEGATION_SCOPE:]
+
+
+def _weight(context: list[str]) -> float:
+    """Intensifier or diminisher right before the cue word (``a bit``, ``kind of`` count as diminishers)."""
+    last = context[-1] if context else ""
+    if last in INTENSIFIERS:
+        return INTENSIFIED
+    if last in DIMINISHERS or context[-2:] in (["kind", "of"], ["sort", "of"]):
+        return DIMINISHED
+    return 1.0
+
+
+def emotion_evidence(text: str) -> Evidence:
+    """Cue words of ``text`` by basic emotion, with negation and intensifiers applied.
+
+    >>> e = emotion_evidence("I'm not happy. I'm very angry!")
+    >>> e.scores, e.negated
+    ({'sadness': 0.5, 'anger': 1.5}, ['happy'])
+    """
+    lowered = text.lower().replace("’", "'")
+    evidence = Evidence()
+    for basic, patterns in _WORD.items():
+        for word, pattern in zip(CUE_WORDS[basic], patterns, strict=True):
+            match = pattern.search(lowered)
+            if match is None:
+                continue
+            context = _context(lowered, match.start())
+            if any(w in NEGATORS or w.endswith("n't") for w in context) and word[-1].isalpha():
+                evidence.negated.append(word)
+                if basic == "joy":
+                    evidence.scores["sadness"] = evidence.scores.get("sadness", 0.0) + NEGATED_JOY_AS_SADNESS
+                continue
+            evidence.hits.setdefault(basic, []).append(word)
+            evidence.scores[basic] = evidence.scores.get(basic, 0.0) + _weight(context)
+    return evidence
+
+
 def cue_words(text: str) -> dict[str, list[str]]:
-    """Emotion-signalling words/phrases found in ``text``, by basic emotion.
+    """Emotion-signalling words/phrases found in ``text`` and not negated, by basic emotion.
 
     >>> cue_words("Oh no, I'm so sorry. Really?")
     {'sadness': ['sorry'], 'fear': ['oh no'], 'surprise': ['really?']}
+    >>> cue_words("I'm not angry")
+    {}
     """
-    lowered = text.lower()
-    found: dict[str, list[str]] = {}
-    for basic, patterns in _WORD.items():
-        hits = [CUE_WORDS[basic][i] for i, p in enumerate(patterns) if p.search(lowered)]
-        if hits:
-            found[basic] = hits
-    return found
+    return emotion_evidence(text).hits
 
 
 def extract_labels(text: str, vocabulary: set[str] | None = None) -> list[str]:
