@@ -7,7 +7,10 @@ What a clue can name, and the rule that checks it:
 - a voice descriptor (``high pitch``, ``loud``, ``fast``, ``rising pitch`` ...): it must be the one the
   prosody measurement gives on that scale; ``N Hz`` within 15% of the mean F0; ``N dB`` within 3 dB of
   the mean intensity (or HNR); ``N syllables/s`` within 1.0 of the speech rate;
-- a quoted word or phrase: it must occur in the transcript.
+- a quoted word or phrase: it must occur in the transcript;
+- in a clue that names the (expression) classifier, an emotion with a probability (``reads happiness at 0.9``,
+  ``happy 0.91``, ``90%``): within 0.15 of the classifier's mean for that label over the clip or of its
+  strongest frame; an emotion without one: it must be the classifier's likeliest (mean) or strongest label.
 A named cue the clip does not have (an AU without a face, a quote without speech) is contradicted.
 
 Copy check: a clue that repeats the prompt's worked example (``examples``: its observation texts) is ``copied``:
@@ -40,6 +43,16 @@ SCALES = {
 HZ = re.compile(r"(\d+(?:\.\d+)?)\s*Hz\b")
 DB = re.compile(r"(-?\d+(?:\.\d+)?)\s*dB\b")
 RATE = re.compile(r"(\d+(?:\.\d+)?)\s*(?:syllables|syl)\s*/\s*s")
+CLASSIFIER = re.compile(r"\bclassifier\b|mini-xception", re.IGNORECASE)
+# emotion word -> fer's label; an optional probability (0.9, .9, 1.0, 90%) may follow within two small words
+EXPRESSION_WORDS = {"happy": "happy", "happiness": "happy", "joy": "happy", "sad": "sad", "sadness": "sad",
+                    "angry": "angry", "anger": "angry", "fear": "fear", "fearful": "fear", "afraid": "fear",
+                    "surprise": "surprise", "surprised": "surprise", "disgust": "disgust", "disgusted": "disgust",
+                    "neutral": "neutral"}
+EXPRESSION_CLAIM = re.compile(r"\b(" + "|".join(sorted(EXPRESSION_WORDS, key=len, reverse=True)) + r")\b"
+                              r"(?:(?:\s+(?:at|of|with|probability|p|=|:))*\s*[=:]?\s*"
+                              r"(0?\.\d+|1(?:\.0+)?(?![\d.])|\d{1,3}(?:\.\d+)?\s*%))?", re.IGNORECASE)
+CLASSIFIER_TOLERANCE = 0.15
 QUOTE = re.compile(r"[\"“]([^\"”]{1,200})[\"”]")
 
 
@@ -113,9 +126,36 @@ def _check_quotes(cues: Cues, index: int, text: str) -> list[GroundingCheck]:
     return checks
 
 
+def _check_classifier(cues: Cues, index: int, text: str) -> list[GroundingCheck]:
+    if not CLASSIFIER.search(text):
+        return []
+    checks = []
+    e = cues.expression
+    for match in EXPRESSION_CLAIM.finditer(text):
+        label, stated = EXPRESSION_WORDS[match.group(1).lower()], match.group(2)
+        cue = f"expression:{label}"
+        if e is None:
+            checks.append(GroundingCheck(clue=index, cue=cue, status="contradicted",
+                                         detail="the expression classifier did not run on this clip"))
+            continue
+        mean = e.mean.get(label, 0.0)
+        strongest = max((f.expression.get(label, 0.0) for f in cues.frames if f.expression), default=mean)
+        if stated is None:
+            ok = label in (e.top, e.apex_label)
+            claim = f"claimed as its reading (likeliest {e.top}, strongest {e.apex_label})"
+        else:
+            value = float(stated.rstrip("% ")) / 100 if stated.endswith("%") else float(stated)
+            ok = min(abs(value - mean), abs(value - strongest)) <= CLASSIFIER_TOLERANCE
+            claim = f"stated {value:.2f}"
+        checks.append(GroundingCheck(clue=index, cue=cue, status="supported" if ok else "contradicted",
+                                     detail=f"{claim}; measured mean {mean:.2f}, strongest frame {strongest:.2f}"))
+    return checks
+
+
 def check_clue(cues: Cues, index: int, clue: Clue) -> list[GroundingCheck]:
     """Every cue named in one clue, checked."""
     checks = [_check_au(cues, index, m) for m in AU_MENTION.finditer(clue.text)]
+    checks += _check_classifier(cues, index, clue.text)
     checks += _check_voice(cues, index, clue.text)
     checks += _check_quotes(cues, index, clue.text)
     return checks
