@@ -2,7 +2,10 @@
 
 It serves the ``rules`` engine (which labels to emit, which spoken words are emotional cues) and
 offline label extraction from free text. Basic emotions follow MELD's seven classes; each label list
-is ordered from mild to intense so that intensity can pick the nuance (content -> happy -> delighted).
+is ordered from mild to intense so that intensity can pick the nuance (content -> happy -> delighted), and
+lies on its basic emotion's ring of the emotion wheel the evaluator uses (``affectreason.eval.wheel``): there
+"frustrated" reads as sad, "curious" as joyful, "displeased" as angry and "astonished" / "shocked" on no ring,
+so they are labels the lexicon knows (``LABEL_TO_BASIC``) but not nuances the engine emits.
 Word valence comes from VADER (MIT, shipped in the ``vadersentiment`` package), not from here.
 
 Licence and sources of ``CUE_WORDS``: the list is affectreason's own, under the package's Apache-2.0 licence,
@@ -28,10 +31,10 @@ from affectreason import labels as label_text  # the generic matching; the vocab
 NUANCES: dict[str, tuple[str, ...]] = {
     "joy": ("content", "pleased", "happy", "joyful", "delighted"),
     "sadness": ("disappointed", "sad", "upset", "heartbroken"),
-    "anger": ("annoyed", "frustrated", "angry", "furious"),
+    "anger": ("annoyed", "irritated", "angry", "furious"),
     "fear": ("uneasy", "worried", "anxious", "afraid", "terrified"),
-    "surprise": ("curious", "surprised", "astonished", "shocked"),
-    "disgust": ("displeased", "disgusted", "revolted"),
+    "surprise": ("startled", "surprised", "amazed", "astounded"),
+    "disgust": ("disgusted", "repulsed", "revolted"),
     "neutral": ("neutral", "calm"),
 }
 
@@ -66,7 +69,10 @@ INTENSIFIED, DIMINISHED, NEGATED_JOY_AS_SADNESS = 1.5, 0.5, 0.5
 NEGATION_SCOPE = 3  # words before the cue word (Hutto & Gilbert's VADER looks three words back, too)
 CLAUSE_END = re.compile(r"[.,;:!?]|\bbut\b")
 
-LABEL_TO_BASIC = {label: basic for basic, labels in NUANCES.items() for label in labels}
+# labels of a basic emotion that the engine does not emit (off their ring of the wheel) but reads in answers
+OTHER_LABELS = {"frustrated": "anger", "curious": "surprise", "astonished": "surprise", "shocked": "surprise",
+                "displeased": "disgust"}
+LABEL_TO_BASIC = {label: basic for basic, labels in NUANCES.items() for label in labels} | OTHER_LABELS
 
 # Open-vocabulary emotion words a label may be (adjectives and nouns, after Parrott's tree, the GEW and the
 # emotion words of MELD / MER / EMER answers). A label none of whose words is here is kept but recorded as

@@ -72,6 +72,8 @@ class TextRule:
     """negative wording reads as anger above this arousal, as sadness below"""
     question_weight: float = 1.0
     """surprise score of a startled question ("What?!", "Really?")"""
+    arousal_weights: dict[str, float] = field(default_factory=dict)
+    """basic emotion -> score per unit of the arousal (voice, else exclamations and shouted words, ``text_arousal``)"""
     thresholds: dict[str, float] = field(default_factory=lambda: dict.fromkeys(BASIC_VALENCE, 0.3))
     """basic emotion -> the score it needs; the best emotion above its threshold wins, none: neutral"""
 
@@ -79,7 +81,10 @@ class TextRule:
 UNCALIBRATED = TextRule()
 # Fitted by `python eval/bench/rules_meld.py --calibrate` on the meld data recipe's train + validation dialogues
 # (2,610 MELD test utterances split by dialogue hash, data_recipes/meld.yaml); reported there on its test dialogues.
-CALIBRATED = TextRule()
+CALIBRATED = TextRule(valence_weight=0.5, valence_cut=0.05, anger_arousal=0.25, question_weight=0.5,
+                      arousal_weights={"joy": 1.0, "anger": 0.5, "fear": 1.0, "surprise": 1.5, "sadness": 0.5},
+                      thresholds={"joy": 0.5, "surprise": 1.0, "neutral": 0.3, "sadness": 0.3, "anger": 0.3,
+                                  "fear": 1.25, "disgust": 0.3})
 
 
 @dataclass
@@ -235,6 +240,9 @@ def text_scores(text: str, compound: float, energy: float, rule: TextRule, evide
     if abs(compound) >= rule.valence_cut:
         basic = "joy" if compound > 0 else "anger" if energy > rule.anger_arousal else "sadness"
         scores[basic] = scores.get(basic, 0.0) + rule.valence_weight * abs(compound)
+    for basic, weight in rule.arousal_weights.items():
+        if weight and energy > 0:
+            scores[basic] = scores.get(basic, 0.0) + weight * energy
     return {basic: round(value, 4) for basic, value in scores.items()}
 
 
