@@ -77,7 +77,7 @@ def face_crop(image: np.ndarray, box: tuple[float, float, float, float], margin:
     >>> face_crop(np.full((100, 100, 3), 255, np.uint8), (0.25, 0.25, 0.5, 0.5)).shape
     (64, 64)
     """
-    import cv2
+    import cv2  # OpenCV comes with mediapipe (opencv-contrib-python), fer's own grey conversion and resize
 
     grey = image if image.ndim == 2 else cv2.cvtColor(np.ascontiguousarray(image[..., :3]), cv2.COLOR_RGB2GRAY)
     h, w = grey.shape

@@ -66,7 +66,7 @@ class TextRule:
     word_weight: float = 1.0
     """score of one cue word (x1.5 intensified, x0.5 diminished)"""
     valence_weight: float = 1.0
-    """score per unit of |VADER compound| beyond ``valence_cut``, to joy (positive) or anger/sadness (negative)"""
+    """score per unit of |VADER compound| once it reaches ``valence_cut``, to joy (positive) or anger/sadness"""
     valence_cut: float = VALENCE_CUT
     anger_arousal: float = 0.25
     """negative wording reads as anger above this arousal, as sadness below"""
