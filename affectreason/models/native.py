@@ -1,16 +1,23 @@
 """Native multimodal mode: Qwen2-VL / Qwen2.5-VL models see key frames (as images, or as one video), the
 Qwen2.5-Omni thinker sees key frames and hears the audio, both alongside the textualized cues.
 
-The full processors need torchvision (for video), whose PyPI builds do not load beside the CPU torch
-these machines use, so inputs are built here: frames through the PIL image processor
-(``Qwen2VLImageProcessorPil``; vision start + one image token per merged patch + vision end), a video as
-frame pairs patchified in the layout of Qwen's video processor (``video_pixels``), audio
-through ``WhisperFeatureExtractor`` (audio start + one audio token per 4 feature frames, the thinker's
-downsampling, + audio end), placed before the text of the last user message. A thinker folder keeps its
-Whisper feature extractor in ``audio/`` (both processors save ``preprocessor_config.json``); a full Qwen2.5-Omni
-checkpoint (``model_type: qwen2_5_omni``, thinker + talker + token2wav, as Qwen publishes it) keeps one
-``preprocessor_config.json`` with the keys of both, and only its thinker is loaded (the ``thinker.`` weights; the
-talker's are never read). The model is a folder or a hub id (``models.hub``).
+Two ways to the same inputs. Where torchvision loads beside torch (a GPU machine's install, or the `[gpu]` extra's
+versions), a Qwen-VL model's inputs go through its official processor (``AutoProcessor``) after
+``qwen_vl_utils.process_vision_info`` has sized the frames, as the model cards show. Where it does not (the CPU
+torch of these machines: PyPI's torchvision cannot load beside it), they are built here to the same result
+(``tests/test_official_processors.py`` requires identical ``input_ids``, ``mm_token_type_ids``, grids and
+``second_per_grid_ts``, and pixel values within float tolerance): frames through the PIL image processor
+(``Qwen2VLImageProcessorPil``; vision start + one image token per merged patch + vision end), a video as frame
+pairs patchified in the layout of Qwen's video processor (``video_pixels``, sized as qwen-vl-utils sizes a list of
+frames: ``video_size``). Frames are sized within the processor's ``min_pixels`` / ``max_pixels`` (the video
+processor's for a video, capped per frame as qwen-vl-utils caps it), the budget the model cards tell users to set.
+Omni thinkers always take the path built here: audio through ``WhisperFeatureExtractor`` (audio start + one
+audio token per 4 feature frames, the thinker's downsampling, + audio end), placed before the text of the last user
+message. A thinker folder keeps its Whisper feature extractor in ``audio/`` (both processors save
+``preprocessor_config.json``); a full Qwen2.5-Omni checkpoint (``model_type: qwen2_5_omni``, thinker + talker +
+token2wav, as Qwen publishes it) keeps one ``preprocessor_config.json`` with the keys of both, and only its thinker
+is loaded (the ``thinker.`` weights; the talker's are never read). The model is a folder or a hub id
+(``models.hub``).
 """
 
 from __future__ import annotations
@@ -83,19 +90,48 @@ def load_omni_thinker(folder: Path):
     return lm
 
 
-def video_pixels(processor, frames: list[np.ndarray]) -> tuple[np.ndarray, list[int]]:
-    """Qwen-VL video patches of ``frames`` (RGB arrays) and their (t, h, w) grid.
+VIDEO_FRAME_MAX_TOKENS = 768  # qwen-vl-utils' cap on one video frame (tokens of 28 x 28 pixels)
 
-    Frames are resized like images, then each pair of consecutive frames forms one temporal patch
-    (an odd last frame is repeated), flattened in the order of Qwen's own video processor.
-    """
-    from PIL import Image
+
+def pixel_bounds(config: dict) -> tuple[int, int]:
+    """(min_pixels, max_pixels) of a Qwen image or video processor config (``size`` or the older keys)."""
+    size = config.get("size") or {}
+    low = size.get("shortest_edge", config.get("min_pixels"))
+    high = size.get("longest_edge", config.get("max_pixels"))
+    if low is None or high is None:
+        raise ModelMissing("the processor config gives no min_pixels / max_pixels")
+    return int(low), int(high)
+
+
+def video_bounds(folder: Path, images: tuple[int, int], factor: int) -> tuple[int, int]:
+    """The pixel bounds of one video frame: the video processor's (``video_preprocessor_config.json``, else the
+    image processor's ``images``), ``max_pixels`` capped at qwen-vl-utils' per-frame budget (its total-pixel budget
+    divided among the frames binds only beyond ~300 frames: key frames never reach it)."""
+    config = folder / "video_preprocessor_config.json"
+    low, high = pixel_bounds(json.loads(config.read_text(encoding="utf-8"))) if config.is_file() else images
+    cap = max(VIDEO_FRAME_MAX_TOKENS * factor * factor, int(low * 1.05))
+    return low, min(high, cap)
+
+
+def video_size(height: int, width: int, factor: int, bounds: tuple[int, int]) -> tuple[int, int]:
+    """(height, width) of a video's frames: qwen-vl-utils 0.0.14 sizes each frame of a list as an image whose patch
+    is ``factor`` (merged patches of 2 x ``factor``), so the sides are multiples of 2 x ``factor``; the video-wide
+    resize that follows then keeps that size (it lies within the same bounds)."""
     from transformers.models.qwen2_vl.image_processing_pil_qwen2_vl import smart_resize
 
+    return smart_resize(height, width, factor=2 * factor, min_pixels=bounds[0], max_pixels=bounds[1])
+
+
+def video_pixels(processor, frames: list[np.ndarray], size: tuple[int, int]) -> tuple[np.ndarray, list[int]]:
+    """Qwen-VL video patches of ``frames`` (RGB arrays) resized to ``size`` and their (t, h, w) grid.
+
+    Each pair of consecutive frames forms one temporal patch (an odd last frame is repeated), flattened in the
+    order of Qwen's own video processor.
+    """
+    from PIL import Image
+
     p, m, tp = processor.patch_size, processor.merge_size, processor.temporal_patch_size
-    height, width = frames[0].shape[:2]
-    rh, rw = smart_resize(height, width, factor=p * m, min_pixels=processor.size.shortest_edge,
-                          max_pixels=processor.size.longest_edge)
+    rh, rw = size
     clip = np.stack([np.asarray(Image.fromarray(f).convert("RGB").resize((rw, rh), Image.BICUBIC), np.float32)
                      for f in frames]) / 255.0
     clip = ((clip - np.array(processor.image_mean)) / np.array(processor.image_std)).transpose(0, 3, 1, 2)
@@ -108,9 +144,25 @@ def video_pixels(processor, frames: list[np.ndarray]) -> tuple[np.ndarray, list[
     return patches.reshape(grid[0] * grid[1] * grid[2], channels * tp * p * p).astype(np.float32), grid
 
 
+def official_processor(folder: Path):
+    """The model's own processor (``AutoProcessor``) where torchvision and qwen-vl-utils load, else None."""
+    try:
+        import qwen_vl_utils  # noqa: F401
+        import torchvision  # noqa: F401
+    except (ImportError, RuntimeError, OSError):  # PyPI's torchvision beside a CPU torch fails with RuntimeError
+        return None
+    from transformers import AutoProcessor
+
+    try:
+        return AutoProcessor.from_pretrained(folder)
+    except (OSError, ValueError) as exc:
+        raise ModelMissing(f"{folder}: its processor does not load ({str(exc).splitlines()[0][:200]})") from None
+
+
 @dataclass
 class NativeMLLM:
-    """Model + tokenizer + image processor (+ audio feature extractor) of a local Qwen-VL / Omni thinker."""
+    """Model + tokenizer + image processor (+ audio feature extractor) of a Qwen-VL / Omni thinker; ``processor``
+    is the official one where it loads (Qwen-VL), else None."""
 
     model: str
     adapter: str | None = None
@@ -154,6 +206,7 @@ class NativeMLLM:
             self.audio_tokens = [token(i) for i in (config.audio_start_token_id, config.audio_token_index,
                                                     config.audio_end_token_id)]
         self.merge = self.images.merge_size ** 2
+        self.processor = official_processor(folder) if self.kind == "vl" else None
         self.lm.eval()
 
     def media(self, frames: list[np.ndarray], audio: np.ndarray | None = None, rate: int = 16_000,
@@ -168,7 +221,7 @@ class NativeMLLM:
         if frames and video_fps:
             if self.video_token is None:
                 raise UsageError(f"{self.name}: video input is supported for Qwen2-VL / Qwen2.5-VL models")
-            patches, grid = video_pixels(self.images, frames)
+            patches, grid = video_pixels(self.images, frames, self.video_size(frames))
             start, _, end = self.vision_tokens
             prefix += start + self.video_token * (grid[0] * grid[1] * grid[2] // self.merge) + end
             extra.update(pixel_values_videos=torch.from_numpy(patches), video_grid_thw=torch.tensor([grid]))
@@ -189,6 +242,46 @@ class NativeMLLM:
             extra.update(input_features=features["input_features"], feature_attention_mask=mask)
         return prefix, extra
 
+    def image_bounds(self) -> tuple[int, int]:
+        return int(self.images.size.shortest_edge), int(self.images.size.longest_edge)
+
+    def video_size(self, frames: list[np.ndarray]) -> tuple[int, int]:
+        factor = self.images.patch_size * self.images.merge_size
+        bounds = video_bounds(self.folder, self.image_bounds(), factor)
+        return video_size(*frames[0].shape[:2], factor, bounds)
+
+    def placeholders(self, frames: list[np.ndarray], video_fps: float | None) -> str:
+        """The official processor's text for the media: one pad token per image or video, which it expands."""
+        start, pad, end = self.vision_tokens
+        if video_fps:
+            if self.video_token is None:
+                raise UsageError(f"{self.name}: video input is supported for Qwen2-VL / Qwen2.5-VL models")
+            return start + self.video_token + end
+        return (start + pad + end) * len(frames)
+
+    def official_inputs(self, text: str, frames: list[np.ndarray], video_fps: float | None) -> dict:
+        """The official processor's inputs for ``text`` (with ``placeholders``) and the frames, sized by
+        ``qwen_vl_utils.process_vision_info`` within the bounds ``media`` uses."""
+        from PIL import Image
+        from qwen_vl_utils import process_vision_info
+
+        pictures = [Image.fromarray(f).convert("RGB") for f in frames]
+        if video_fps:
+            factor = self.images.patch_size * self.images.merge_size
+            low, high = video_bounds(self.folder, self.image_bounds(), factor)
+            content = [{"type": "video", "video": pictures, "min_pixels": low, "max_pixels": high,
+                        "sample_fps": video_fps}]
+        else:
+            low, high = self.image_bounds()
+            content = [{"type": "image", "image": p, "min_pixels": low, "max_pixels": high} for p in pictures]
+        images, videos, options = process_vision_info([{"role": "user", "content": content}],
+                                                      return_video_kwargs=True, return_video_metadata=True)
+        if videos:
+            videos, metadata = (list(x) for x in zip(*videos, strict=True))
+            options.update(videos=videos, video_metadata=metadata)
+        # do_resize=False: process_vision_info has sized the frames (the model cards' call)
+        return dict(self.processor(text=[text], images=images, return_tensors="pt", do_resize=False, **options))
+
     def token_types(self, input_ids):
         """Qwen-VL's ``mm_token_type_ids``: 1 for image tokens, 2 for video tokens, 0 for text."""
         types = (input_ids == self.image_token_id).int()
@@ -199,6 +292,11 @@ class NativeMLLM:
     def inputs(self, messages: list[dict[str, str]], frames: list[np.ndarray], audio: np.ndarray | None = None,
                rate: int = 16_000, video_fps: float | None = None) -> dict:
         """Model inputs with the media placed before the text of the last user message."""
+        if self.processor is not None and frames:
+            chat = [dict(m) for m in messages]
+            chat[-1]["content"] = self.placeholders(frames, video_fps) + chat[-1]["content"]
+            text = self.tokenizer.apply_chat_template(chat, add_generation_prompt=True, tokenize=False)
+            return self.official_inputs(text, frames, video_fps)
         prefix, extra = self.media(frames, audio, rate, video_fps)
         messages = [dict(m) for m in messages]
         messages[-1]["content"] = prefix + messages[-1]["content"]
@@ -213,7 +311,9 @@ class NativeMLLM:
         """Inputs for a chat whose last message is the reply to learn, with reply-only ``labels``."""
         import torch
 
-        prefix, extra = self.media(frames, audio, video_fps=video_fps)
+        official = self.processor is not None and bool(frames)
+        prefix, extra = ((self.placeholders(frames, video_fps), {}) if official
+                         else self.media(frames, audio, video_fps=video_fps))
         chat = [dict(m) for m in messages]
         last_user = max(i for i, m in enumerate(chat) if m["role"] == "user")
         chat[last_user]["content"] = prefix + chat[last_user]["content"]
@@ -221,8 +321,14 @@ class NativeMLLM:
         full = self.tokenizer.apply_chat_template(chat, tokenize=False)
         if not full.startswith(prompt):
             raise ValueError("the chat template renders the prompt differently inside the full chat")
-        prompt_ids = self.tokenizer(prompt, add_special_tokens=False)["input_ids"]
         reply_ids = self.tokenizer(full[len(prompt):], add_special_tokens=False)["input_ids"]
+        if official:
+            extra = self.official_inputs(prompt, frames, video_fps)
+            prompt_ids = extra.pop("input_ids")[0].tolist()
+            extra.pop("attention_mask")
+            extra.pop("mm_token_type_ids", None)
+        else:
+            prompt_ids = self.tokenizer(prompt, add_special_tokens=False)["input_ids"]
         ids = torch.tensor([prompt_ids + reply_ids])
         inputs = {"input_ids": ids, "attention_mask": torch.ones_like(ids),
                   "labels": torch.tensor([[-100] * len(prompt_ids) + reply_ids])}
