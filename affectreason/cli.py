@@ -608,8 +608,14 @@ def _version(value: bool) -> None:
 
 @app.callback()
 def main(version: Annotated[bool, typer.Option("--version", callback=_version, is_eager=True,
-                                               help="print the version and exit")] = False) -> None:
+                                               help="print the version and exit")] = False,
+         offline: Annotated[bool, typer.Option("--offline", help="never reach a model hub: hub ids come from the "
+                                               "local cache only (as HF_HUB_OFFLINE=1)")] = False) -> None:
     """Explainable multimodal emotion reasoning."""
+    if offline:
+        # read by models.hub on every download, and by huggingface_hub / transformers when they are imported, which
+        # the verbs do only after this
+        os.environ["HF_HUB_OFFLINE"] = "1"
 
 
 if __name__ == "__main__":

@@ -66,6 +66,47 @@ def test_explain_by_hub_id_downloads_once_then_runs_from_the_cache(tiny_qwen2, t
     assert local.raw_text == explanation["raw_text"]
 
 
+def test_an_adapter_by_hub_id_explains_and_serves_then_offline_from_the_cache(tiny_qwen2, tmp_path):
+    """``--adapter org/name`` (explain) and ``--adapter NAME=org/name`` (serve) download a LoRA adapter as a model
+    is downloaded; ``affectreason --offline`` then answers from the cache with the stand-in gone."""
+    from tests.tiny_models import build_lora_adapter
+
+    lora = build_lora_adapter(tiny_qwen2, tmp_path / "lora")
+    hf_home = tmp_path / "hf"
+    explain = ["explain", str(EXAMPLE), "--backend", "hf", "--model", "affect/tiny", "--adapter", "affect/tiny-lora",
+               "--max-new-tokens", "48", "--json", *SAID]
+    parse = ("from affectreason.serve.launch import parse_adapters; "
+             "print(parse_adapters(['tuned=affect/tiny-lora'])['tuned'])")
+    with HubServer({"affect/tiny": tiny_qwen2, "affect/tiny-lora": lora}) as hub:
+        online = _run(explain, hf_home, hub.url)
+        assert online.returncode == 0, online.stderr[-2000:]
+        assert "affect/tiny-lora/adapter_model.safetensors" in hub.downloads
+        served = subprocess.run([sys.executable, "-c", parse], capture_output=True, text=True, timeout=120, cwd=ROOT,
+                                env={**{k: v for k, v in os.environ.items() if not k.startswith("HF_")},
+                                     "HF_HOME": str(hf_home), "HF_ENDPOINT": hub.url})
+    assert served.returncode == 0, served.stderr[-2000:]
+    folder = Path(served.stdout.strip())
+    assert folder.is_relative_to(hf_home) and (folder / "adapter_config.json").is_file()
+    explanation = json.loads(online.stdout)["explanation"]
+    assert explanation["model"] == "affect/tiny+affect/tiny-lora"
+    # offline by the switch (no HF_HUB_OFFLINE in the environment, no stand-in): the cache answers identically
+    env = {k: v for k, v in os.environ.items() if not k.startswith("HF_")}
+    offline = subprocess.run(CLI + ["--offline", *explain], env={**env, "HF_HOME": str(hf_home),
+                                                                 "HF_ENDPOINT": "http://127.0.0.1:9"},
+                             capture_output=True, text=True, timeout=240, cwd=ROOT)
+    assert offline.returncode == 0, offline.stderr[-2000:]
+    assert json.loads(offline.stdout)["explanation"]["raw_text"] == explanation["raw_text"]
+    # the same adapter from its folder gives the same answer: the download is the adapter
+    local = subprocess.run(CLI + [*explain[:5], str(tiny_qwen2), "--adapter", str(lora), *explain[8:]],
+                           env={**env, "HF_HUB_OFFLINE": "1"}, capture_output=True, text=True, timeout=240, cwd=ROOT)
+    assert local.returncode == 0, local.stderr[-2000:]
+    assert json.loads(local.stdout)["explanation"]["raw_text"] == explanation["raw_text"]
+    missing = subprocess.run(CLI + ["--offline", *explain[:7], "affect/other-lora", *explain[8:]],
+                             env={**env, "HF_HOME": str(hf_home)}, capture_output=True, text=True, timeout=240,
+                             cwd=ROOT)
+    assert missing.returncode == 2 and "'affect/other-lora' is not in the local Hugging Face cache" in missing.stderr
+
+
 def test_a_recipe_whose_model_path_is_a_hub_id_trains(tiny_qwen2, tmp_path):
     from tests.synthetic_task import write_task
 

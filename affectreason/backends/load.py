@@ -13,7 +13,6 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Literal
 
 from affectreason.backends.server import QueryConfig
@@ -117,6 +116,7 @@ def _local(spec: BackendSpec, say: Callable[[str], None]) -> Reasoner:
     from affectreason.backends.local import FeatureReasoner, HFReasoner, NativeReasoner
     from affectreason.models.causal_lm import ModelMissing
     from affectreason.models.feature_lm import FEATURE_CONFIG
+    from affectreason.models.hub import adapter_folder
     from affectreason.models.native import native_kind
 
     if not spec.model:
@@ -125,7 +125,7 @@ def _local(spec: BackendSpec, say: Callable[[str], None]) -> Reasoner:
     options = {"constrain": spec.constrain,
                "schema": bounded_schema(spec.server.schema, spec.server.max_chars, spec.server.max_items)}
     try:
-        if spec.adapter and (Path(spec.adapter) / FEATURE_CONFIG).is_file():
+        if spec.adapter and (adapter_folder(spec.adapter) / FEATURE_CONFIG).is_file():
             return FeatureReasoner(spec.model, spec.adapter, spec.max_new_tokens, **options)
         if native_kind(spec.model):
             return NativeReasoner(spec.model, spec.adapter, spec.max_new_tokens, **options)

@@ -12,8 +12,6 @@ exception.
 
 from __future__ import annotations
 
-from pathlib import Path
-
 from affectreason.media import IMAGE_SUFFIXES, key_frames, media_audio, media_frames
 from affectreason.models.adapter import adapter_info, adapter_prompt
 from affectreason.models.hub import display_name
@@ -104,7 +102,7 @@ class FeatureReasoner:
         self.encoders = {m: FrozenEncoder(path, window=spec.window) for m, path in spec.encoders.items()}
         self.prompt = adapter_prompt(adapter, DEFAULT_PROMPT)
         self.max_new_tokens = max_new_tokens
-        self.name, self.model_name = "hf-features", f"{display_name(model)}+{Path(adapter).name}"
+        self.name, self.model_name = "hf-features", f"{display_name(model)}+{display_name(adapter)}"
         self.extractor = None
 
     def explain(self, cues: Cues, clip: Clip | None = None) -> Explanation:

@@ -10,12 +10,11 @@ from __future__ import annotations
 import os
 from importlib.metadata import PackageNotFoundError, version
 from importlib.util import find_spec
-from pathlib import Path
 
 from affectreason.backends.server import QueryConfig
 from affectreason.errors import UsageError
 from affectreason.models.adapter import adapter_prompt
-from affectreason.models.hub import display_name, model_folder
+from affectreason.models.hub import adapter_folder, display_name, model_folder
 from affectreason.reason.messages import DEFAULT_PROMPT, bounded_schema, build_messages, prompt_id
 from affectreason.reason.parse import parse_explanation
 from affectreason.schema import Clip, Cues, Explanation
@@ -60,8 +59,9 @@ class OfflineVLLM:
         if adapter:
             from vllm.lora.request import LoRARequest
 
-            options.update(enable_lora=True, max_lora_rank=max_lora_rank({"adapter": adapter}), max_loras=1)
-            self.lora = LoRARequest(Path(adapter).name, 1, str(Path(adapter).resolve()))
+            local = adapter_folder(adapter)
+            options.update(enable_lora=True, max_lora_rank=max_lora_rank({"adapter": str(local)}), max_loras=1)
+            self.lora = LoRARequest(local.name, 1, str(local.resolve()))
         self.llm = LLM(model=str(folder.resolve()), **options)
         schema = bounded_schema(self.config.schema, self.config.max_chars, self.config.max_items)
         self.sampling = SamplingParams(temperature=0.0, max_tokens=max_tokens,

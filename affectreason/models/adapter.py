@@ -8,15 +8,16 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from affectreason.models.causal_lm import ModelMissing
+from affectreason.models.hub import ModelMissing, adapter_folder, is_hub_id
 from affectreason.textfile import read_utf8, write_atomic
 
 ADAPTER_INFO = "affectreason_adapter.json"
 
 
 def adapter_info(adapter: str | Path | None) -> dict:
-    """The recorded metadata of an adapter folder (empty when there is none)."""
-    info = Path(adapter) / ADAPTER_INFO if adapter else None
+    """The recorded metadata of an adapter (a folder or a hub id; empty when there is none)."""
+    info = adapter_folder(adapter) / ADAPTER_INFO if adapter and is_hub_id(str(adapter)) else \
+        Path(adapter) / ADAPTER_INFO if adapter else None
     if info is None or not info.is_file():
         return {}
     try:

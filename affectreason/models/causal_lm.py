@@ -11,20 +11,18 @@ import json
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from affectreason.models.hub import ModelMissing, display_name, model_folder
+from affectreason.models.hub import ModelMissing, adapter_folder, display_name, model_folder
 
 __all__ = ["ChatLM", "ModelMissing", "attach_adapter", "schema_processors"]
 
 
 def attach_adapter(model, adapter: str | Path):
-    """``model`` wrapped with the LoRA adapter in folder ``adapter`` (peft format)."""
+    """``model`` wrapped with the LoRA adapter ``adapter`` (a peft folder or a hub id)."""
     try:
         from peft import PeftModel
     except ImportError:
         raise ModelMissing("LoRA adapters need peft: `pip install 'affectreason[train]'`") from None
-    if not (Path(adapter) / "adapter_config.json").is_file():
-        raise ModelMissing(f"{adapter} is not a peft adapter folder (no adapter_config.json)")
-    return PeftModel.from_pretrained(model, adapter)
+    return PeftModel.from_pretrained(model, adapter_folder(adapter))
 
 
 def schema_processors(cache: dict, tokenizer, schema: dict | None, max_new_tokens: int) -> list:
@@ -69,7 +67,7 @@ class ChatLM:
             raise ModelMissing(f"{self.model}: the tokenizer has no chat template; use a chat/instruct model")
         if self.adapter:
             self.lm = attach_adapter(self.lm, self.adapter)
-            self.name += f"+{Path(self.adapter).name}"
+            self.name += f"+{display_name(self.adapter)}"
         self.lm.eval()
 
     def generate(self, messages: list[dict[str, str]], max_new_tokens: int | None = None,

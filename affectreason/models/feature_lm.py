@@ -177,8 +177,9 @@ def load_feature_lm(base: str, adapter: str | Path) -> FeatureLM:
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
     from affectreason.models.causal_lm import attach_adapter
-    from affectreason.models.hub import model_folder
+    from affectreason.models.hub import adapter_folder, model_folder
 
+    adapter = adapter_folder(adapter)
     spec = FeatureSpec.load(adapter)
     tokenizer = AutoTokenizer.from_pretrained(adapter)
     try:

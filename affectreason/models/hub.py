@@ -72,6 +72,15 @@ def model_folder(name: str | Path, what: str = "model") -> Path:
                            f"{str(exc).splitlines()[0][:160]}); give a local folder or retry") from None
 
 
+def adapter_folder(name: str | Path) -> Path:
+    """A local peft adapter folder for ``name``: a folder as is, a hub id (``org/name[@revision]``) downloaded or taken
+    from the cache as a model is."""
+    folder = model_folder(name, "adapter")
+    if not (folder / "adapter_config.json").is_file():
+        raise ModelMissing(f"adapter {str(name)!r}: {folder} is not a peft adapter folder (no adapter_config.json)")
+    return folder
+
+
 def display_name(name: str | Path) -> str:
     """How outputs name a model: a hub id as given, a folder by its name."""
     return str(name) if is_hub_id(str(name)) else Path(name).name

@@ -194,7 +194,7 @@ class NativeMLLM:
                                f"({str(exc).splitlines()[0][:200]})") from None
         if self.adapter:
             self.lm = attach_adapter(self.lm, self.adapter)
-            self.name += f"+{Path(self.adapter).name}"
+            self.name += f"+{display_name(self.adapter)}"
         config = self.lm.config
         image_id = getattr(config, "image_token_id", None) or config.image_token_index
         self.image_token_id = image_id

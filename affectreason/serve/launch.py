@@ -87,15 +87,18 @@ class ServerConfig:
 
 
 def parse_adapters(specs: list[str]) -> dict[str, str]:
-    """``["NAME=DIR", ...]`` -> {name: dir}, each checked to be a peft adapter folder."""
+    """``["NAME=DIR", ...]`` -> {name: folder}, each a peft adapter folder or hub id (downloaded to a folder)."""
+    from affectreason.models.hub import ModelMissing, adapter_folder
+
     adapters = {}
     for spec in specs:
         name, sep, folder = spec.partition("=")
         if not sep or not name or not folder:
-            raise UsageError(f"--adapter {spec!r}: expected NAME=DIR")
-        if not (Path(folder) / "adapter_config.json").is_file():
-            raise UsageError(f"--adapter {name}: {folder} has no adapter_config.json (not a peft adapter folder)")
-        adapters[name] = str(Path(folder).resolve())
+            raise UsageError(f"--adapter {spec!r}: expected NAME=DIR (a folder or a hub id)")
+        try:
+            adapters[name] = str(adapter_folder(folder).resolve())
+        except ModelMissing as exc:
+            raise UsageError(f"--adapter {name}: {exc}") from None
     return adapters
 
 

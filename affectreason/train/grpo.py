@@ -34,6 +34,7 @@ from affectreason.errors import DataError
 from affectreason.eval.per_record import score_labels
 from affectreason.eval.wheel import EmotionWheel
 from affectreason.jsonl import iter_jsonl
+from affectreason.models.hub import adapter_folder
 from affectreason.reason.messages import example_observations
 from affectreason.reason.parse import parse_explanation
 from affectreason.schema import Cues
@@ -162,7 +163,7 @@ def evaluate_rl(model, tokenizer, examples: Sequence[RLExample], recipe: Recipe,
 
 def _with_init_adapter(recipe: Recipe) -> Recipe:
     """``recipe`` with its adapter section taken from ``rl.init_adapter``'s peft config (so its weights fit)."""
-    folder = Path(recipe.rl.init_adapter)
+    folder = adapter_folder(recipe.rl.init_adapter)
     config = json.loads((folder / "adapter_config.json").read_text(encoding="utf-8"))
     targets = config.get("target_modules")
     if not isinstance(targets, list):
@@ -183,7 +184,7 @@ def _load_policy(recipe: Recipe, tokenizer):
         return load_model(recipe, None, tokenizer)[1]
     recipe = _with_init_adapter(recipe)
     model = load_model(recipe, None, tokenizer)[1]
-    weights = Path(recipe.rl.init_adapter) / "adapter_model.safetensors"
+    weights = adapter_folder(recipe.rl.init_adapter) / "adapter_model.safetensors"
     if not weights.is_file():
         raise TrainError(f"rl.init_adapter: no adapter_model.safetensors in {weights.parent}")
     result = set_peft_model_state_dict(model, load_file(str(weights)))

@@ -13,6 +13,7 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from affectreason.config import load_validated
 from affectreason.errors import RecipeError
+from affectreason.models.hub import is_hub_id
 
 
 class Section(BaseModel):
@@ -126,8 +127,9 @@ class RLSection(Section):
         default_factory=lambda: {"ew": 1.0, "format": 0.5, "grounding": 1.0, "length": 1.0},
         description="reward name -> weight (train.rewards; weights are divided by the total of the rewards that "
         "can be positive, so the combined reward of a perfect answer is 1)")
-    init_adapter: str | None = Field(default=None, description="an SFT adapter folder to continue training (its "
-                                     "base must be model.path); default: a fresh LoRA per the adapter section")
+    init_adapter: str | None = Field(default=None, description="an SFT adapter (folder or hub id) to continue "
+                                     "training (its base must be model.path); default: a fresh LoRA per the adapter "
+                                     "section")
     num_generations: int = Field(default=8, ge=2, description="completions sampled per prompt (the GRPO group)")
     beta: float = Field(default=0.04, ge=0, description="KL coefficient against the reference model (0: no "
                         "reference model, no KL term)")
@@ -188,7 +190,7 @@ class Recipe(Section):
             raise ValueError(f"schedule.batch_size: batch_size x grad_accum ({completions} completions a step) must "
                              f"be a multiple of rl.num_generations ({self.rl.num_generations})")
         adapter = self.rl.init_adapter
-        if adapter is not None and not (Path(adapter) / "adapter_config.json").is_file():
+        if adapter is not None and not is_hub_id(adapter) and not (Path(adapter) / "adapter_config.json").is_file():
             raise ValueError(f"rl.init_adapter: {adapter} is not a peft adapter folder (no adapter_config.json)")
         wheel = self.rl.wheel_dir or self.eval.wheel_dir or os.environ.get("AFFECTREASON_WHEEL_DIR")
         needs = [name for name in WHEEL_REWARDS if self.rl.rewards.get(name)]
