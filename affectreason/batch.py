@@ -285,7 +285,7 @@ def _engine_batch(todo: list[Item], handle, result: BatchResult, reasoner, on_do
     from affectreason.reason.messages import example_observations
 
     ready = [item for item in todo if item.cues is not None]
-    explanations = reasoner.explain_many([item.cues for item in ready]) if ready else []
+    explanations = reasoner.explain_many([item.cues for item in ready], [item.clip for item in ready]) if ready else []
     for item, explanation in zip(ready, explanations, strict=True):
         explanation.grounding = ground(explanation.observations, item.cues, example_observations(explanation.prompt))
         _finish(Result(item.clip, item.cues, explanation).record(), handle, result, on_done)

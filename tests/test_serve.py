@@ -96,7 +96,7 @@ def test_multimodal_models_get_media_limits(tmp_path):
     model.mkdir()
     (model / "config.json").write_text(json.dumps({"model_type": "qwen2_5_vl"}))
     cmd = server_command(ServerConfig(str(model), max_images=3), "cpu")
-    assert json.loads(cmd[cmd.index("--limit-mm-per-prompt") + 1]) == {"image": 3, "video": 0}
+    assert json.loads(cmd[cmd.index("--limit-mm-per-prompt") + 1]) == {"image": 3, "video": 1}
 
 
 def test_bounded_schema_bounds_every_free_string_and_list():
@@ -132,6 +132,42 @@ def test_media_parts_carry_key_frames_and_16khz_audio():
         assert wav.getframerate() == 16000 and wav.getnchannels() == 1
         assert 2.0 < wav.getnframes() / 16000 <= 3.0  # the audio track of the 3 s clip
     assert media_parts(clip, cues, frames=0, audio=False) == []
+
+
+def test_a_video_part_is_the_clip_s_frames_as_an_mp4_at_their_rate():
+    """``query --video``: evenly spaced frames of the clip as one MPEG-4 ``video_url`` part (vLLM's chat API),
+    decodable to the same number of frames at the rate they were thinned to; an image clip still goes as an image."""
+    import av
+    import numpy as np
+
+    from affectreason.cues.pipeline import CueConfig, CueExtractor
+    from affectreason.media import read_frames
+
+    clip = Clip(path=str(EXAMPLE), id="example")
+    cues = CueExtractor(CueConfig(asr=False, fps=5.0)).extract(clip)
+    (part,) = media_parts(clip, cues, frames=6, audio=False, video=True)
+    assert part["type"] == "video_url" and part["video_url"]["url"].startswith("data:video/mp4;base64,")
+    data = base64.b64decode(part["video_url"]["url"].split(",", 1)[1])
+    with av.open(io.BytesIO(data)) as container:
+        stream = container.streams.video[0]
+        decoded = [frame.to_ndarray(format="rgb24") for frame in container.decode(stream)]
+        rate = float(stream.average_rate)
+    sampled = read_frames(EXAMPLE, 5.0).images
+    assert len(decoded) == 6 and decoded[0].shape == sampled[0].shape  # 384 x 384: even sides kept
+    assert rate == pytest.approx(5.0 * 6 / len(sampled), rel=1e-3)  # thinned from 5 fps to 6 frames
+    # near-lossless: the first frame is the clip's first sampled frame
+    assert np.abs(decoded[0].astype(int) - sampled[0].astype(int)).mean() < 4.0
+    still = Clip(path=str(EXAMPLE.with_name("demo.png")), id="still")
+    assert [p["type"] for p in media_parts(still, cues, frames=2, audio=False, video=True)] == ["image_url"]
+
+
+def test_the_vllm_engine_is_opened_for_the_media_it_will_be_sent(tiny_qwen2_5_vl, tiny_qwen2):
+    from affectreason.backends.server import QueryConfig
+    from affectreason.backends.vllm import engine_limits
+
+    assert engine_limits(str(tiny_qwen2_5_vl), QueryConfig(frames=3)) == {"image": 3, "video": 1}
+    assert engine_limits(str(tiny_qwen2_5_vl), QueryConfig()) is None  # text only: no media limits asked
+    assert engine_limits(str(tiny_qwen2), QueryConfig(frames=3)) is None  # a text model takes no media
 
 
 def test_key_check():

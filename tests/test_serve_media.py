@@ -110,3 +110,28 @@ def test_query_sends_the_clip_audio_to_a_native_audio_model(audio_server):
     explanation = explain_cues(cues, reasoner, clip)
     assert explanation.model == "qwen2_audio" and explanation.backend == "server"
     assert json.loads(explanation.raw_text)["labels"]  # complete, schema-shaped JSON (its words are random)
+
+
+def test_the_offline_vllm_engine_hears_the_clip_as_a_server_does(audio_server):
+    """``explain --backend vllm --audio``: the in-process engine gets the same messages as a server (the clip's
+    16 kHz audio before the prompt: its prompt then holds the audio's tokens) and answers in the schema."""
+    from dataclasses import replace
+
+    from affectreason.backends.server import clip_messages
+    from affectreason.backends.vllm import OfflineVLLM
+    from affectreason.cues.pipeline import CueConfig, CueExtractor
+    from affectreason.schema import Clip
+
+    _, _, root = audio_server
+    clip = Clip(path=str(EXAMPLE), id="example")
+    cues = CueExtractor(CueConfig(asr=False)).extract(clip)
+    config = QueryConfig(max_chars=24, max_items=2, audio=True)
+    engine = OfflineVLLM(str(root / "qwen2_audio"), max_tokens=400, config=config, kv_cache_gib=1.0)
+    explanation = engine.explain(cues, clip)
+    assert explanation.backend == "vllm" and json.loads(explanation.raw_text)["labels"]  # schema-shaped JSON
+    audio_id = engine.llm.get_tokenizer().convert_tokens_to_ids("<|AUDIO|>")
+    heard, unheard = (engine.llm.chat([clip_messages(cues, clip, replace(config, prompt=engine.prompt, audio=a))],
+                                      engine.sampling, use_tqdm=False)[0].prompt_token_ids for a in (True, False))
+    # Qwen2-Audio's count: 100 mel frames a second, halved by the conv stride, then by the pooling (57 here)
+    frames = len(read_audio(EXAMPLE)[0].samples) // 160
+    assert heard.count(audio_id) == ((frames - 1) // 2 + 1 - 2) // 2 + 1 and unheard.count(audio_id) == 0

@@ -2,9 +2,10 @@
 prompt with the bounded Explanation schema as ``response_format`` (a vLLM server then constrains decoding to it),
 and parse the answer into an ``Explanation``.
 
-A native multimodal model can also be sent the clip's key frames (images) and its audio (16 kHz WAV, the rate
-Whisper-style encoders take, so the server does not resample). Transient HTTP failures are retried with backoff
-by ``ChatClient``.
+A native multimodal model can also be sent the clip's key frames (images) or evenly spaced frames as one video (an
+MPEG-4 ``video_url`` part at the frames' own rate: vLLM's chat API for video) and its audio (16 kHz WAV, the rate
+Whisper-style encoders take, so the server does not resample). The offline vLLM engine takes the same messages.
+Transient HTTP failures are retried with backoff by ``ChatClient``.
 """
 
 from __future__ import annotations
@@ -13,12 +14,13 @@ import base64
 import io
 import wave
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import numpy as np
 
 from affectreason.endpoint import ChatClient
 from affectreason.errors import UsageError
-from affectreason.media import key_frames, read_audio
+from affectreason.media import VIDEO_SUFFIXES, clip_media, key_frames, media_frames, read_audio
 from affectreason.reason.messages import (
     DEFAULT_PROMPT,
     MAX_CHARS,
@@ -55,6 +57,8 @@ class QueryConfig:
     """send the clip's audio (native audio models)"""
     prompt: str = DEFAULT_PROMPT
     """the prompt to render: an adapter's own (its affectreason_adapter.json says which) or reason/explain"""
+    video: bool = False
+    """send the ``frames`` as one video instead of images (Qwen-VL models)"""
     schema: dict = field(default_factory=explanation_schema)
 
 
@@ -78,10 +82,34 @@ def jpeg_data_url(image: np.ndarray) -> str:
     return "data:image/jpeg;base64," + base64.b64encode(buffer.getvalue()).decode()
 
 
-def media_parts(clip: Clip, cues: Cues, frames: int, audio: bool) -> list[dict]:
-    """OpenAI content parts for the clip's key frames and audio (empty when neither is asked for or present)."""
+def mp4_data_url(frames: list[np.ndarray], fps: float) -> str:
+    """RGB frames as one MPEG-4 video at ``fps`` (sides cut to even numbers, as 4:2:0 video needs), a data URL."""
+    from fractions import Fraction
+
+    import av
+
+    height, width = (side - side % 2 for side in frames[0].shape[:2])
+    buffer = io.BytesIO()
+    with av.open(buffer, "w", format="mp4") as container:
+        stream = container.add_stream("mpeg4", rate=Fraction(fps).limit_denominator(1000))
+        stream.width, stream.height, stream.pix_fmt = width, height, "yuv420p"
+        stream.codec_context.qmax = 3  # near-lossless: the model should see what the cues were read from
+        for image in frames:
+            frame = av.VideoFrame.from_ndarray(np.ascontiguousarray(image[:height, :width]), format="rgb24")
+            container.mux(stream.encode(frame))
+        container.mux(stream.encode())
+    return "data:video/mp4;base64," + base64.b64encode(buffer.getvalue()).decode()
+
+
+def media_parts(clip: Clip, cues: Cues, frames: int, audio: bool, video: bool = False) -> list[dict]:
+    """OpenAI content parts for the clip's frames (key frames as images, or evenly spaced frames as one video) and
+    audio (empty when neither is asked for or present)."""
     parts: list[dict] = []
-    if frames:
+    if frames and video and Path(clip.path).suffix.lower() in VIDEO_SUFFIXES:
+        images, rate = media_frames(clip_media(clip.path), cues.fps or 5.0, frames, clip.start, clip.end)
+        if images:
+            parts.append({"type": "video_url", "video_url": {"url": mp4_data_url(images, rate)}})
+    elif frames:
         parts += [{"type": "image_url", "image_url": {"url": jpeg_data_url(frame)}}
                   for frame in key_frames(clip, cues, frames)]
     if audio:
@@ -107,12 +135,7 @@ class ServerReasoner:
 
     def messages(self, cues: Cues, clip: Clip | None = None) -> list[dict]:
         """The chat messages: the explain prompt, with media parts before the text of the last message."""
-        messages = build_messages(cues, prompt=self.config.prompt)
-        parts = media_parts(clip, cues, self.config.frames, self.config.audio) if clip is not None else []
-        if parts:
-            last = messages[-1]
-            messages[-1] = {**last, "content": [*parts, {"type": "text", "text": last["content"]}]}
-        return messages
+        return clip_messages(cues, clip, self.config)
 
     def explain(self, cues: Cues, clip: Clip | None = None) -> Explanation:
         """Ask (no cache: a served model may change under the same name) and parse one explanation."""
@@ -122,6 +145,16 @@ class ServerReasoner:
                                         model=self.client.model)
         explanation.prompt = prompt_id(self.prompt)
         return explanation
+
+
+def clip_messages(cues: Cues, clip: Clip | None, config: QueryConfig) -> list[dict]:
+    """The explain prompt's chat messages, with the media ``config`` asks for before the last message's text."""
+    messages = build_messages(cues, prompt=config.prompt)
+    parts = media_parts(clip, cues, config.frames, config.audio, config.video) if clip is not None else []
+    if parts:
+        last = messages[-1]
+        messages[-1] = {**last, "content": [*parts, {"type": "text", "text": last["content"]}]}
+    return messages
 
 
 def connect(server: str, model: str | None, api_key: str | None, config: QueryConfig | None = None,

@@ -8,17 +8,18 @@ with the same bounded Explanation schema the server backend sends.
 from __future__ import annotations
 
 import os
+from dataclasses import replace
 from importlib.metadata import PackageNotFoundError, version
 from importlib.util import find_spec
 
-from affectreason.backends.server import QueryConfig
+from affectreason.backends.server import QueryConfig, clip_messages
 from affectreason.errors import UsageError
 from affectreason.models.adapter import adapter_prompt
 from affectreason.models.hub import adapter_folder, display_name, model_folder
-from affectreason.reason.messages import DEFAULT_PROMPT, bounded_schema, build_messages, prompt_id
+from affectreason.reason.messages import DEFAULT_PROMPT, bounded_schema, prompt_id
 from affectreason.reason.parse import parse_explanation
 from affectreason.schema import Clip, Cues, Explanation
-from affectreason.serve.launch import INSTALL_HINT, VLLMMissing, max_lora_rank
+from affectreason.serve.launch import INSTALL_HINT, VLLMMissing, max_lora_rank, multimodal_limits
 
 
 def vllm_build() -> str:
@@ -62,6 +63,9 @@ class OfflineVLLM:
             local = adapter_folder(adapter)
             options.update(enable_lora=True, max_lora_rank=max_lora_rank({"adapter": str(local)}), max_loras=1)
             self.lora = LoRARequest(local.name, 1, str(local.resolve()))
+        limits = engine_limits(str(folder), self.config)
+        if limits:
+            options["limit_mm_per_prompt"] = limits
         self.llm = LLM(model=str(folder.resolve()), **options)
         schema = bounded_schema(self.config.schema, self.config.max_chars, self.config.max_items)
         self.sampling = SamplingParams(temperature=0.0, max_tokens=max_tokens,
@@ -70,9 +74,11 @@ class OfflineVLLM:
         self.extractor = None
 
     def explain_many(self, cues: list[Cues], clips: list[Clip | None] | None = None) -> list[Explanation]:
-        """Explanations of many cue sets, generated as one batch."""
-        outputs = self.llm.chat([build_messages(c, prompt=self.prompt) for c in cues], self.sampling, use_tqdm=False,
-                                lora_request=self.lora)
+        """Explanations of many cue sets, generated as one batch; with ``clips``, each also sees and hears its clip
+        as ``config.frames`` / ``video`` / ``audio`` ask (the messages a server would be sent)."""
+        config = replace(self.config, prompt=self.prompt)
+        chats = [clip_messages(c, clip, config) for c, clip in zip(cues, clips or [None] * len(cues), strict=True)]
+        outputs = self.llm.chat(chats, self.sampling, use_tqdm=False, lora_request=self.lora)
         explanations = [parse_explanation(out.outputs[0].text, extractor=self.extractor, clip_id=c.clip_id,
                                           backend=self.name, model=self.model)
                         for c, out in zip(cues, outputs, strict=True)]
@@ -82,4 +88,11 @@ class OfflineVLLM:
 
     def explain(self, cues: Cues, clip: Clip | None = None) -> Explanation:
         """One explanation (a batch of one)."""
-        return self.explain_many([cues])[0]
+        return self.explain_many([cues], [clip])[0]
+
+
+def engine_limits(model: str, config: QueryConfig) -> dict[str, int] | None:
+    """The engine's ``limit_mm_per_prompt`` for the media ``config`` sends a native multimodal model (None: text)."""
+    if not (config.frames or config.audio):
+        return None
+    return multimodal_limits(model, max(config.frames, 1))

@@ -129,12 +129,13 @@ def vllm_flavour(python: str = sys.executable) -> str:
 
 
 def multimodal_limits(model: str, max_images: int) -> dict[str, int] | None:
-    """``--limit-mm-per-prompt`` for a native multimodal model folder (no video: key frames go as images)."""
+    """``--limit-mm-per-prompt`` for a native multimodal model folder: key frames as images, or one video
+    (Qwen-VL; ``query --video``)."""
     from affectreason.models.native import native_kind
 
     kind = native_kind(model)
     if kind == "vl":
-        return {"image": max_images, "video": 0}
+        return {"image": max_images, "video": 1}
     if kind == "omni":
         return {"image": max_images, "audio": 1, "video": 0}
     return None
