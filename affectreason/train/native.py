@@ -92,6 +92,7 @@ def media_tokens(media: dict[str, list[str]], images, recipe: Recipe, omni: bool
     from transformers.models.qwen2_vl.image_processing_pil_qwen2_vl import smart_resize
 
     from affectreason.media import probe
+    from affectreason.models.native import video_bounds, video_size
 
     p, m, tp = images.patch_size, images.merge_size, images.temporal_patch_size
 
@@ -107,6 +108,10 @@ def media_tokens(media: dict[str, list[str]], images, recipe: Recipe, omni: bool
         frames = min(recipe.data.max_frames, int(last * recipe.data.fps + 1e-6) + 1)
         per_frame = patches(info.width or 224, info.height or 224) if info.has_video else 0
         if video and recipe.data.frames == "video":
+            # a video's frames are sized as models.native sizes them (qwen-vl-utils' rule for a frame list)
+            bounds = video_bounds(Path(recipe.model.path), (images.size.shortest_edge, images.size.longest_edge), p * m)
+            rh, rw = video_size(info.height or 224, info.width or 224, p * m, bounds)
+            per_frame = (rh // p) * (rw // p) if info.has_video else 0
             vision = math.ceil(frames / tp) * per_frame
             tokens = vision // (m * m) + 2 if per_frame else 0
         else:
