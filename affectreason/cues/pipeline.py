@@ -7,10 +7,10 @@ run through ``affectreason.batch``, which caches cues and resumes.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from importlib.metadata import PackageNotFoundError, version
 from itertools import chain
 from pathlib import Path
 
+from affectreason import installed_version
 from affectreason.cues.expression import ExpressionClassifier, ExpressionModelMissing, provenance_settings, summarize
 from affectreason.cues.face import FaceExtractor, apex_time, au_events, read_openface_csv
 from affectreason.cues.speech import SpeechRecognizer, read_subtitles
@@ -20,10 +20,7 @@ from affectreason.schema import Clip, Cues, Provenance, Transcript
 
 
 def _version(package: str) -> str:
-    try:
-        return version(package)
-    except PackageNotFoundError:
-        return "unknown"
+    return installed_version(package, "unknown")
 
 
 @dataclass

@@ -38,6 +38,27 @@ def schema_processors(cache: dict, tokenizer, schema: dict | None, max_new_token
     return [cache[key].processor(max_new_tokens)]
 
 
+def greedy_replies(lm, tokenizer, chats: list[list[dict[str, str]]], batch_size: int, max_new_tokens: int,
+                   processors=None) -> list[str]:
+    """Greedy replies of ``lm`` to chats, ``batch_size`` at a time with left padding; ``processors()`` gives each
+    batch its logits processors (a constraint's state is per batch)."""
+    import torch
+
+    pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
+    replies = []
+    for start in range(0, len(chats), batch_size):
+        rows = [tokenizer.apply_chat_template(m, add_generation_prompt=True, return_dict=True)["input_ids"]
+                for m in chats[start: start + batch_size]]
+        width = max(len(r) for r in rows)
+        ids = torch.tensor([[pad] * (width - len(r)) + list(r) for r in rows], device=lm.device)
+        mask = torch.tensor([[0] * (width - len(r)) + [1] * len(r) for r in rows], device=lm.device)
+        with torch.inference_mode():
+            output = lm.generate(input_ids=ids, attention_mask=mask, do_sample=False, pad_token_id=pad,
+                                 max_new_tokens=max_new_tokens, logits_processor=processors() if processors else None)
+        replies += tokenizer.batch_decode(output[:, width:], skip_special_tokens=True)
+    return replies
+
+
 @dataclass
 class ChatLM:
     """Tokenizer + model (+ adapter), loaded once, generating replies to chat messages."""
@@ -88,20 +109,6 @@ class ChatLM:
     def generate_batch(self, chats: list[list[dict[str, str]]], batch_size: int = 8,
                        max_new_tokens: int | None = None, schema: dict | None = None) -> list[str]:
         """Replies to many chats, ``batch_size`` at a time (left padding; greedy and constrained, as ``generate``)."""
-        import torch
-
-        pad = self.tokenizer.pad_token_id if self.tokenizer.pad_token_id is not None else self.tokenizer.eos_token_id
-        replies = []
-        for start in range(0, len(chats), batch_size):
-            rows = [self.tokenizer.apply_chat_template(m, add_generation_prompt=True, return_dict=True)["input_ids"]
-                    for m in chats[start: start + batch_size]]
-            width = max(len(r) for r in rows)
-            ids = torch.tensor([[pad] * (width - len(r)) + list(r) for r in rows])
-            mask = torch.tensor([[0] * (width - len(r)) + [1] * len(r) for r in rows])
-            budget = max_new_tokens or self.max_new_tokens
-            with torch.inference_mode():
-                output = self.lm.generate(input_ids=ids, attention_mask=mask, do_sample=False, pad_token_id=pad,
-                                          max_new_tokens=budget, logits_processor=schema_processors(
-                                              self.constraints, self.tokenizer, schema, budget))
-            replies += self.tokenizer.batch_decode(output[:, width:], skip_special_tokens=True)
-        return replies
+        budget = max_new_tokens or self.max_new_tokens
+        return greedy_replies(self.lm, self.tokenizer, chats, batch_size, budget,
+                              lambda: schema_processors(self.constraints, self.tokenizer, schema, budget))

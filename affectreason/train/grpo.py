@@ -34,6 +34,7 @@ from affectreason.errors import DataError
 from affectreason.eval.per_record import score_labels
 from affectreason.eval.wheel import EmotionWheel
 from affectreason.jsonl import iter_jsonl
+from affectreason.models.causal_lm import greedy_replies
 from affectreason.models.hub import adapter_folder
 from affectreason.reason.messages import example_observations
 from affectreason.reason.parse import parse_explanation
@@ -41,9 +42,8 @@ from affectreason.schema import Cues
 from affectreason.train.adapter import TrainResult, load_model, load_tokenizer, save_adapter
 from affectreason.train.loop import TrainError, latest_checkpoint, seed_all
 from affectreason.train.recipe import WHEEL_REWARDS, Recipe
-from affectreason.train.rewards import REWARDS, Context, Sample, combine, normalized_weights
-
-ROLES = {"system", "user", "assistant"}
+from affectreason.train.rewards import REWARDS, Context, Sample, combine, normalized_weights, score
+from affectreason.train.sft_data import record_messages
 
 
 @dataclass(frozen=True)
@@ -61,10 +61,7 @@ def read_rl_examples(path: str | Path) -> list[RLExample]:
     examples = []
     for lineno, record in iter_jsonl(path, "raise", DataError):
         where = f"{path}:{lineno}"
-        messages = record.get("messages")
-        if not isinstance(messages, list) or not messages or not all(
-                isinstance(m, dict) and m.get("role") in ROLES and isinstance(m.get("content"), str) for m in messages):
-            raise DataError(f"{where}: needs a 'messages' list of {{role, content}} turns")
+        messages = record_messages(record, where)
         reference = messages[-1]["content"] if messages[-1]["role"] == "assistant" else None
         prompt = messages[:-1] if reference is not None else messages
         if not prompt:
@@ -122,27 +119,14 @@ def reward_context(recipe: Recipe) -> Context:
 
 def generate_replies(model, tokenizer, prompts: Sequence[list[dict]], max_new_tokens: int,
                      batch_size: int = 16) -> list[str]:
-    """Greedy replies to chat prompts, batched with left padding."""
-    import torch
-
-    side, tokenizer.padding_side = tokenizer.padding_side, "left"
-    pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
-    replies: list[str] = []
+    """Greedy replies to chat prompts (``models.causal_lm.greedy_replies``), the model in eval mode meanwhile."""
     was_training = model.training
     model.eval()
     try:
-        with torch.inference_mode():
-            for start in range(0, len(prompts), batch_size):
-                texts = [tokenizer.apply_chat_template(p, add_generation_prompt=True, tokenize=False)
-                         for p in prompts[start: start + batch_size]]
-                inputs = tokenizer(texts, return_tensors="pt", padding=True, add_special_tokens=False).to(model.device)
-                output = model.generate(**inputs, max_new_tokens=max_new_tokens, do_sample=False, pad_token_id=pad)
-                replies += tokenizer.batch_decode(output[:, inputs["input_ids"].shape[1]:], skip_special_tokens=True)
+        return greedy_replies(model, tokenizer, list(prompts), batch_size, max_new_tokens)
     finally:
-        tokenizer.padding_side = side
         if was_training:
             model.train()
-    return replies
 
 
 def evaluate_rl(model, tokenizer, examples: Sequence[RLExample], recipe: Recipe, context: Context,
@@ -153,10 +137,9 @@ def evaluate_rl(model, tokenizer, examples: Sequence[RLExample], recipe: Recipe,
     replies = generate_replies(model, tokenizer, [e.prompt for e in chosen], recipe.rl.max_completion_length)
     samples = [Sample(r, tuple(e.gold), _cues(e.cues), prompt_examples) for r, e in zip(replies, chosen, strict=True)]
     names = list(recipe.rl.rewards)
-    per = {name: [REWARDS[name](s, context) for s in samples] for name in names}
-    figures = {f"eval_reward_{name}": round(sum(v) / len(v), 4) for name, v in per.items()}
-    figures["eval_reward"] = round(sum(combine({n: per[n][i] for n in names}, recipe.rl.rewards)
-                                       for i in range(len(samples))) / len(samples), 4)
+    scores = [score(s, context, names) for s in samples]
+    figures = {f"eval_reward_{name}": round(sum(s[name] for s in scores) / len(scores), 4) for name in names}
+    figures["eval_reward"] = round(sum(combine(s, recipe.rl.rewards) for s in scores) / len(scores), 4)
     figures.update(score_labels([e.gold for e in chosen], [s.labels for s in samples], context.wheel).figures())
     return figures
 
@@ -305,7 +288,7 @@ def train_grpo(recipe: Recipe, resume: bool = False, stop_after: int | None = No
     if trainer.accelerator.is_main_process:
         (output_dir / "recipe.resolved.json").write_text(json.dumps(
             {"recipe": recipe.model_dump(), "affectreason_version": affectreason.__version__,
-             "trl_version": _version("trl"), "processes": trainer.accelerator.num_processes,
+             "trl_version": affectreason.installed_version("trl"), "processes": trainer.accelerator.num_processes,
              "reward_weights": weights, "prompt_examples": len(prompt_examples),
              "model": {"folder": recipe.model.path, "init_adapter": rl.init_adapter}}, indent=2))
     if eval_examples and not resume and trainer.accelerator.is_main_process:
@@ -341,11 +324,3 @@ def _refuse_sft(output_dir: Path) -> None:
     raise TrainError(f"--resume: {output_dir / 'checkpoints'} holds SFT checkpoints (step-N), not GRPO ones; give "
                      "the GRPO run its own output_dir and the SFT adapter as rl.init_adapter")
 
-
-def _version(package: str) -> str | None:
-    from importlib.metadata import PackageNotFoundError, version
-
-    try:
-        return version(package)
-    except PackageNotFoundError:
-        return None

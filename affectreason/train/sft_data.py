@@ -32,18 +32,24 @@ class Dataset:
     notes: list[str] = field(default_factory=list)
 
 
+def record_messages(record: dict, where: str) -> list[dict[str, str]]:
+    """A record's ``messages``: a non-empty list of {role, content} turns, else a DataError at ``where``."""
+    messages = record.get("messages")
+    if not isinstance(messages, list) or not messages:
+        raise DataError(f"{where}: needs a non-empty 'messages' list")
+    for message in messages:
+        if not isinstance(message, dict) or message.get("role") not in ROLES or not isinstance(
+                message.get("content"), str):
+            raise DataError(f"{where}: each message needs a role ({'/'.join(sorted(ROLES))}) and text")
+    return messages
+
+
 def read_chats(path: str | Path) -> list[list[dict[str, str]]]:
     """The chats of a JSONL file, validated."""
     path = Path(path)
     chats = []
     for lineno, record in iter_jsonl(path, "raise", DataError):
-        messages = record.get("messages")
-        if not isinstance(messages, list) or not messages:
-            raise DataError(f"{path}:{lineno}: needs a non-empty 'messages' list")
-        for message in messages:
-            if not isinstance(message, dict) or message.get("role") not in ROLES or not isinstance(
-                    message.get("content"), str):
-                raise DataError(f"{path}:{lineno}: each message needs a role ({'/'.join(sorted(ROLES))}) and text")
+        messages = record_messages(record, f"{path}:{lineno}")
         if messages[-1]["role"] != "assistant":
             raise DataError(f"{path}:{lineno}: the last message must be the assistant's reply to learn")
         chats.append(messages)
