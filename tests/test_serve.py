@@ -116,7 +116,9 @@ def test_bounded_schema_bounds_every_free_string_and_list():
     assert clue["cue_ref"]["maxLength"] == 40  # ["string", "null"], its own bound
     assert bounded_schema(schema, 50, 20)["properties"]["observations"]["maxItems"] == 8  # never loosened
     assert clue["start"]["multipleOf"] == 0.01 and clue["start"]["maximum"] == 100_000
-    assert (props["valence"]["minimum"], props["valence"]["maximum"]) == (-1, 1)  # the schema's own range kept
+    # the schema's own range kept, split at 0: llguidance admits no negative number under multipleOf
+    assert props["valence"]["anyOf"] == [{"type": "number", "minimum": 0, "maximum": 1, "multipleOf": 0.01},
+                                         {"type": "number", "minimum": -1, "maximum": 0}]
 
 
 def test_media_parts_carry_key_frames_and_16khz_audio():

@@ -20,6 +20,7 @@ import re
 from affectreason.cues.au_mapping import AU_NAMES
 from affectreason.eval.classification import POLARITY_WORDS
 from affectreason.reason.lexicon import LABEL_TO_BASIC, NUANCES, cue_words
+from affectreason.reason.messages import answer_schema, fit_to_schema
 from affectreason.reason.parse import guess_modality
 from affectreason.reason.rules import BASIC_VALENCE, VALENCE_CUT, arousal, explain_rules, face_hypotheses
 from affectreason.schema import Clue, Cues, Explanation
@@ -196,11 +197,14 @@ def gold_explanation(cues: Cues, labels: list[str], valence: float | None = None
 
 
 def target_json(explanation: Explanation) -> str:
-    """The assistant turn: the Explanation JSON that ``prompts/reason/explain.yaml`` asks for."""
+    """The assistant turn: the Explanation JSON that ``prompts/reason/explain.yaml`` asks for, as constrained
+    decoding could write it: within the bounded schema's lengths and counts, and compact (the grammar admits no
+    whitespace between tokens: replies with ``": "`` taught a model tokens the grammar then forbade from the first
+    key on, and a 475-character observation text was a string it could never close)."""
     answer: dict = {"observations": [clue.model_dump(mode="json") for clue in explanation.observations],
                     "interpretation": explanation.interpretation, "conclusion": explanation.conclusion,
                     "labels": explanation.labels}
     for key in ("valence", "arousal"):
         if getattr(explanation, key) is not None:
-            answer[key] = round(getattr(explanation, key), 3)
-    return json.dumps(answer, ensure_ascii=False)
+            answer[key] = round(getattr(explanation, key), 2)  # the schema's multipleOf 0.01
+    return json.dumps(fit_to_schema(answer, answer_schema()), ensure_ascii=False, separators=(",", ":"))

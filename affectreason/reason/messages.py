@@ -85,14 +85,60 @@ def bounded_schema(schema: dict, max_chars: int, max_items: int) -> dict:
             if isinstance(items, dict) and items.get("type") == "string":
                 items.setdefault("minLength", 1)  # SmolLM2 answered "labels": [""] (checked)
         if "number" in kinds:  # digits too: a small model writes "start": 50444444... until max_tokens
-            node.setdefault("multipleOf", 0.01)
             node.setdefault("minimum", -NUMBER_LIMIT)
             node.setdefault("maximum", NUMBER_LIMIT)
+            if node["minimum"] >= 0:
+                node.setdefault("multipleOf", 0.01)
+            elif node["maximum"] > 0:
+                # llguidance 1.7.6, the grammar engine of every constrained path, admits no negative number under
+                # multipleOf (checked: "-0.5" refused for minimum -1, multipleOf 0.01; integers are fine): the
+                # range is split at 0 and only its non-negative half bounds the digits
+                low, high = node.pop("minimum"), node.pop("maximum")
+                node.pop("type", None)
+                node["anyOf"] = [{"type": "number", "minimum": 0, "maximum": high, "multipleOf": 0.01},
+                                 {"type": "number", "minimum": low, "maximum": 0},
+                                 *({"type": k} for k in kinds if k != "number")]
         for child in node.values():
             bound(child)
 
     bound(bounded)
     return bounded
+
+
+def shorten(text: str, limit: int) -> str:
+    """``text`` if it has at most ``limit`` characters, else its longest run of whole sentences that fits (if that
+    keeps at least half), else cut at a word, ended with an ellipsis.
+
+    >>> shorten("He smiles. His voice is bright and loud.", 20), shorten("He smiles broadly today.", 12)
+    ('He smiles.', 'He smiles…')
+    """
+    if len(text) <= limit:
+        return text
+    head = text[:limit]
+    sentence = max(head.rfind(". "), head.rfind("! "), head.rfind("? "))
+    if sentence + 1 >= limit // 2:
+        return head[: sentence + 1]
+    cut = text[: limit - 1]
+    return (cut.rsplit(" ", 1)[0] if " " in cut else cut).rstrip(" ,;:") + "…"
+
+
+def fit_to_schema(value, schema: dict):
+    """``value`` (parsed JSON) cut to the bounds of ``schema``: strings to ``maxLength`` (``shorten``), lists to
+    ``maxItems``. Training targets pass through it, so a model learns only answers its decoding grammar admits.
+
+    >>> fit_to_schema({"labels": ["a", "b", "c"], "text": "One. Two."},
+    ...               {"properties": {"labels": {"maxItems": 2}, "text": {"type": "string", "maxLength": 6}}})
+    {'labels': ['a', 'b'], 'text': 'One.'}
+    """
+    if isinstance(value, dict):
+        properties = schema.get("properties", {})
+        return {k: fit_to_schema(v, properties[k]) if k in properties else v for k, v in value.items()}
+    if isinstance(value, list):
+        kept = value[: schema.get("maxItems", len(value))]
+        return [fit_to_schema(item, schema.get("items", {})) for item in kept]
+    if isinstance(value, str) and "maxLength" in schema:
+        return shorten(value, schema["maxLength"])
+    return value
 
 
 def schema_violations(value, schema: dict, where: str = "$") -> list[str]:
@@ -104,6 +150,9 @@ def schema_violations(value, schema: dict, where: str = "$") -> list[str]:
     ...     {"labels": {"type": "array", "items": {"type": "string", "pattern": "^[a-z]+$"}}}})
     ['$: missing x', "$.labels[0]: '{' does not match ^[a-z]+$"]
     """
+    if "anyOf" in schema:
+        branches = [schema_violations(value, branch, where) for branch in schema["anyOf"]]
+        return [] if any(not b for b in branches) else min(branches, key=len)
     kinds = schema.get("type")
     kinds = kinds if isinstance(kinds, list) else [kinds]
     python = {"object": dict, "array": list, "string": str, "null": type(None), "number": (int, float),

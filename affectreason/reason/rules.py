@@ -29,6 +29,7 @@ from affectreason.cues.au_mapping import AU_NAMES
 from affectreason.cues.voice import REFERENCE
 from affectreason.errors import AffectReasonError
 from affectreason.reason.lexicon import Evidence, emotion_evidence, nuance
+from affectreason.reason.messages import shorten
 from affectreason.schema import Clue, Cues, Explanation
 
 # basic emotion: (key AUs, supporting AUs)
@@ -212,6 +213,9 @@ def with_classifier(face: FaceHypothesis | None, cues: Cues) -> tuple[FaceHypoth
             f"the expression classifier reads {label} ({p:.2f}) instead, so the face reading is uncertain")
 
 
+CLUE_CHARS = 200  # the Explanation schema's maxLength of an observation's text (a longer one fails the schema)
+
+
 def _text_clue(cues: Cues, compound: float, found: dict[str, list[str]], negated: list[str]) -> Clue:
     t = cues.transcript
     words = {w.text.lower().strip(".,!?;:\"'"): w for w in t.words}
@@ -219,10 +223,12 @@ def _text_clue(cues: Cues, compound: float, found: dict[str, list[str]], negated
     times = [words[w] for w in cited if w in words]
     quoted = ", ".join(f'"{w}"' + (f" ({words[w].start:.1f} s)" if w in words else "") for w in cited)
     tone = "positive" if compound >= VALENCE_CUT else "negative" if compound <= -VALENCE_CUT else "neutral"
-    text = f'The speaker says "{t.text.strip()}"; the wording is {tone} (VADER compound {compound:+.2f})'
-    text += f", with emotional cue words {quoted}" if cited else ""
-    text += (", and negates " + ", ".join(f'"{w}"' for w in negated)) if negated else ""
-    return Clue(modality="text", text=text + ".", start=times[0].start if times else None,
+    rest = f'"; the wording is {tone} (VADER compound {compound:+.2f})'
+    rest += f", with emotional cue words {quoted}" if cited else ""
+    rest += (", and negates " + ", ".join(f'"{w}"' for w in negated)) if negated else ""
+    # the utterance is quoted as far as the schema's bound leaves room (the cue words, cited after it, stay whole)
+    text = shorten(f'The speaker says "{t.text.strip()}', CLUE_CHARS - len(rest) - 1) + rest
+    return Clue(modality="text", text=shorten(text, CLUE_CHARS - 1) + ".", start=times[0].start if times else None,
                 end=times[-1].end if times else None, cue_ref=f"word:{cited[0]}" if cited else "transcript")
 
 
