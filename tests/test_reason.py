@@ -110,6 +110,20 @@ def test_grounding_qualifiers_and_missing_modalities():
     assert [c.status for c in ground([Clue(modality="voice", text="moderately loud")], quiet).checks] == ["supported"]
 
 
+def test_au_claims_are_checked_against_one_peak_from_frames_and_events():
+    """Cues whose frames were dropped (events kept) ground an AU claim as cues with frames do, and the AU reward
+    reads the same peaks (``reason.grounding.au_peaks``)."""
+    from affectreason.reason.grounding import au_peaks
+    from affectreason.train.rewards import active_aus
+
+    events_only = Cues(clip_id="e", au_events=[AUEvent(au="AU12", onset=0.2, apex=0.8, offset=1.4, peak=3.2)])
+    assert au_peaks(events_only) == {"AU12": 3.2} and active_aus(events_only) == {"AU12"}
+    checks = ground([Clue(modality="face", text="strong AU12; AU04 active")], events_only).checks
+    assert [c.status for c in checks] == ["supported", "contradicted"]
+    both = face_cues({"AU12": 2.0}).model_copy(update={"au_events": events_only.au_events})
+    assert au_peaks(both)["AU12"] == 3.2  # the higher of the frames' 2.0 and the event's 3.2
+
+
 def test_lexicon():
     assert nuance("anger", 1.0) == "furious" and nuance("neutral", 0.0) == "neutral"
     assert cue_words("Ew, that is gross!") == {"disgust": ["gross", "ew"]}

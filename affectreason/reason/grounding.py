@@ -56,15 +56,21 @@ CLASSIFIER_TOLERANCE = 0.15
 QUOTE = re.compile(r"[\"“]([^\"”]{1,200})[\"”]")
 
 
-def _au_peak(cues: Cues, au: str) -> float | None:
-    values = [f.aus[au] for f in cues.frames if au in f.aus]
-    return max(values) if values else None
+def au_peaks(cues: Cues) -> dict[str, float]:
+    """Each measured AU's peak intensity over the frames and the AU events (events alone when frames were dropped)."""
+    peaks: dict[str, float] = {}
+    for frame in cues.frames:
+        for au, value in frame.aus.items():
+            peaks[au] = max(peaks.get(au, value), value)
+    for event in cues.au_events:
+        peaks[event.au] = max(peaks.get(event.au, event.peak), event.peak)
+    return peaks
 
 
 def _check_au(cues: Cues, index: int, match: re.Match) -> GroundingCheck:
     qualifier, number, stated = (match.group(1) or "").lower(), int(match.group(2)), match.group(3)
     au = f"AU{number:02d}"
-    peak = _au_peak(cues, au)
+    peak = au_peaks(cues).get(au)
     if peak is None:
         return GroundingCheck(clue=index, cue=au, status="contradicted", detail=f"{au} was not measured (no face)")
     if stated is not None:

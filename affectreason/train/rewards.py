@@ -26,7 +26,7 @@ from affectreason.eval.per_record import label_agreement
 from affectreason.eval.result import f_score
 from affectreason.eval.wheel import WHEELS, EmotionWheel
 from affectreason.labels import normalize_labels
-from affectreason.reason.grounding import AU_MENTION, NEGATIONS, ground
+from affectreason.reason.grounding import AU_MENTION, NEGATIONS, au_peaks, ground
 from affectreason.reason.messages import explanation_schema, schema_violations
 from affectreason.reason.parse import parse_explanation
 from affectreason.schema import Cues, Explanation
@@ -179,16 +179,10 @@ def named_aus(answer: Explanation) -> set[str]:
 
 
 def active_aus(cues: Cues | None) -> set[str]:
-    """AUs whose peak (over frames and AU events) reaches ``ACTIVE_AU``."""
+    """AUs whose peak (``reason.grounding.au_peaks``) reaches ``ACTIVE_AU``."""
     if cues is None:
         return set()
-    peaks: dict[str, float] = {}
-    for frame in cues.frames:
-        for au, value in frame.aus.items():
-            peaks[au] = max(peaks.get(au, 0.0), value)
-    for event in cues.au_events:
-        peaks[event.au] = max(peaks.get(event.au, 0.0), event.peak)
-    return {au for au, peak in peaks.items() if peak >= ACTIVE_AU}
+    return {au for au, peak in au_peaks(cues).items() if peak >= ACTIVE_AU}
 
 
 def au_reward(sample: Sample, context: Context) -> float:
