@@ -1,9 +1,10 @@
 """One client for any OpenAI-compatible chat endpoint (vLLM, llama.cpp server, hosted APIs), used by the server
 backend, the LLM judges and the teacher.
 
-Retries transient failures (connection errors, 429, 5xx) with exponential backoff, never retries a
-request the server rejected (other 4xx), and answers repeated requests from an on-disk cache keyed
-by the full request (model, messages, sampling settings) so judge re-runs cost nothing.
+Retries transient failures (connection errors, 429, 5xx) with exponential backoff and jitter (so many clients
+that failed together do not retry together), waiting as long as a 429 / 503's ``Retry-After`` asks (up to a
+minute); never retries a request the server rejected (other 4xx), and answers repeated requests from an on-disk
+cache keyed by the full request (model, messages, sampling settings) so judge re-runs cost nothing.
 """
 
 from __future__ import annotations
@@ -11,6 +12,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import random
 import sqlite3
 import threading
 import time
@@ -81,6 +83,26 @@ def normalize_base_url(url: str) -> str:
     return url if url.endswith("/v1") else url + "/v1"
 
 
+MAX_RETRY_AFTER_S = 60.0  # a server asking for longer is treated as down: the request fails with its error
+
+
+def retry_delay(attempt: int, backoff_s: float, retry_after: str | None = None, draw: float | None = None) -> float:
+    """Seconds to wait before retry ``attempt`` (1, 2, ...): the server's ``Retry-After`` (seconds) when it sent
+    one, else ``backoff_s x 2^(attempt-1)`` scaled by a jitter ``draw`` in [0.5, 1) (random when not given).
+
+    >>> retry_delay(1, 0.5, draw=0.5), retry_delay(3, 0.5, draw=0.5), retry_delay(2, 0.5, "7")
+    (0.25, 1.0, 7.0)
+    >>> retry_delay(2, 0.5, "900"), retry_delay(2, 0.5, "Wed, 21 Oct 2026 07:28:00 GMT", draw=0.5)
+    (60.0, 0.5)
+    """
+    if retry_after is not None:
+        try:
+            return min(max(float(retry_after), 0.0), MAX_RETRY_AFTER_S)
+        except ValueError:
+            pass  # an HTTP date: fall back to the backoff
+    return backoff_s * 2 ** (attempt - 1) * (draw if draw is not None else random.uniform(0.5, 1.0))
+
+
 @dataclass
 class ChatClient:
     """Chat completions against an OpenAI-compatible server."""
@@ -140,10 +162,11 @@ class ChatClient:
         raise UnparseableAnswer(f"no usable answer in {attempts} attempts; last: {text[:160]!r}")
 
     def _post(self, payload: dict) -> str:
-        last_error = "no attempt made"
+        last_error, retry_after = "no attempt made", None
         for attempt in range(self.max_retries + 1):
             if attempt:
-                time.sleep(self.backoff_s * 2 ** (attempt - 1))
+                time.sleep(retry_delay(attempt, self.backoff_s, retry_after))
+            retry_after = None
             self.requests_sent += 1
             try:
                 response = self._http.post("/chat/completions", json=payload)
@@ -152,6 +175,7 @@ class ChatClient:
                 continue
             if response.status_code in RETRYABLE_STATUS:
                 last_error = f"HTTP {response.status_code}: {response.text[:200]}"
+                retry_after = response.headers.get("retry-after")
                 continue
             if response.status_code != 200:
                 raise EndpointError(
