@@ -178,6 +178,28 @@ def read_frames(path: str | Path, fps: float = 5.0, max_duration_s: float = DEFA
     return frames
 
 
+def frames_at(path: str | Path, fps: float, times: list[float], start: float | None = None,
+              end: float | None = None) -> list[np.ndarray]:
+    """For each of ``times`` (seconds, ascending), the frame sampled at ``fps`` nearest to it, streamed: only the
+    chosen frames are kept and decoding stops past the last time (key frames of a long clip cost no more memory
+    than a short one's)."""
+    chosen: list[np.ndarray] = []
+    wanted = iter(times)
+    target = next(wanted, None)
+    previous: tuple[float, np.ndarray] | None = None
+    for t, image in FrameStream(path, fps, start=start, end=end):
+        while target is not None and t >= target:
+            near = previous is not None and target - previous[0] < t - target
+            chosen.append(previous[1] if near else image)
+            target = next(wanted, None)
+        if target is None:
+            break
+        previous = (t, image)
+    if target is not None and previous is not None:  # times past the last sampled frame take the last one
+        chosen += [previous[1]] * (1 + sum(1 for _ in wanted))
+    return chosen
+
+
 def read_audio(path: str | Path, rate: int = AUDIO_RATE, max_duration_s: float = DEFAULT_MAX_DURATION_S,
                start: float | None = None, end: float | None = None) -> tuple[Audio | None, list[str]]:
     """The audio track (from ``start`` to ``end`` s) as 16 kHz mono float32, or None with a warning if absent."""
@@ -253,17 +275,18 @@ def clip_media(path: str) -> dict[str, list[str]]:
 
 
 def key_frames(clip: Clip, cues: Cues, count: int) -> list[np.ndarray]:
-    """Up to ``count`` frames of the clip: the apex frame first, then evenly spaced ones."""
-    if not cues.frames and not clip.path.lower().endswith(tuple(IMAGE_SUFFIXES)):
+    """Up to ``count`` frames of the clip in time order: the apex frame and evenly spaced ones, chosen among the
+    times the cues were sampled at (``cues.frames``) and then decoded alone (``frames_at``)."""
+    if clip.path.lower().endswith(tuple(IMAGE_SUFFIXES)):
+        return read_frames(clip.path).images[:1] if count else []
+    times = [f.t for f in cues.frames]
+    if not times or count <= 0:
         return []
-    frames = read_frames(clip.path, cues.fps or 5.0, start=clip.start, end=clip.end)
-    if not frames.times:
-        return []
-    order = list(np.linspace(0, len(frames.times) - 1, num=min(count, len(frames.times))).round().astype(int))
+    order = list(np.linspace(0, len(times) - 1, num=min(count, len(times))).round().astype(int))
     if cues.apex_t is not None:
-        apex = int(np.argmin(np.abs(np.array(frames.times) - cues.apex_t)))
+        apex = int(np.argmin(np.abs(np.array(times) - cues.apex_t)))
         order = [apex] + [i for i in order if i != apex][: count - 1]
-    return [frames.images[i] for i in sorted(set(order))]
+    return frames_at(clip.path, cues.fps or 5.0, [times[i] for i in sorted(set(order))], clip.start, clip.end)
 
 
 def clips_in(path: str | Path) -> list[Clip]:

@@ -46,6 +46,22 @@ def test_read_frames_at_5_fps_on_a_3_s_clip(media):
     assert all(img.shape == (512, 512, 3) and img.dtype == np.uint8 for img in frames.images)
 
 
+def test_key_frames_are_decoded_alone_and_are_the_frames_sampled_at_those_times(media):
+    """``frames_at`` streams and keeps only the frames asked for (nearest sampled time; past the end, the last);
+    ``key_frames`` picks the apex and evenly spaced times among the cues' and gets exactly those frames."""
+    from affectreason.media import frames_at, key_frames
+    from affectreason.schema import Clip, Cues, FaceFrame
+
+    every = read_frames(media["astronaut"], fps=5)
+    picked = frames_at(media["astronaut"], 5, [0.0, 0.41, 0.5, 2.79, 9.0])
+    expected = [0, 2, 3, 14, 14]  # 0.41 is nearer 0.4 than 0.6; 0.5, halfway, takes the later 0.6; 9.0 the last
+    assert len(picked) == 5 and all(np.array_equal(a, every.images[i]) for a, i in zip(picked, expected, strict=True))
+    cues = Cues(clip_id="a", fps=5.0, apex_t=1.6, frames=[FaceFrame(t=t, faces=1) for t in every.times])
+    frames = key_frames(Clip(path=str(media["astronaut"]), id="a"), cues, 3)
+    # the apex (1.6 s, frame 8) and two of the evenly spaced 0, 7, 14, in time order
+    assert [next(i for i, f in enumerate(every.images) if np.array_equal(f, k)) for k in frames] == [0, 7, 8]
+
+
 def test_read_frames_are_rgb_pixels_of_the_source_image(media):
     """The first frame is the astronaut picture (H.264 is lossy, so compare per-channel means)."""
     frame = read_frames(media["astronaut"], fps=5).images[0].astype(float)

@@ -13,7 +13,7 @@ import numpy as np
 
 from affectreason.cues.au_mapping import AU_NAMES
 from affectreason.cues.voice import contours
-from affectreason.media import read_audio, read_frames
+from affectreason.media import frames_at, read_audio
 from affectreason.schema import Clip, Cues
 
 TOP_AUS = 5
@@ -25,10 +25,10 @@ def _apex_crop(clip: Clip, cues: Cues, fps: float) -> np.ndarray | None:
     frame = next((f for f in cues.frames if f.t == cues.apex_t), None)
     if frame is None or frame.main_face_box is None:
         return None
-    frames = read_frames(clip.path, fps)
-    if not frames.times:
+    found = frames_at(clip.path, fps, [cues.apex_t])
+    if not found:
         return None
-    image = frames.images[int(np.argmin(np.abs(np.array(frames.times) - cues.apex_t)))]
+    image = found[0]
     h, w = image.shape[:2]
     x, y, bw, bh = frame.main_face_box
     pad = 0.15
