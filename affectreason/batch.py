@@ -14,6 +14,9 @@ How the reasoning runs follows the backend (``BackendSpec.batching``):
 - ``threads``: a served model; cues first (worker processes, cached in ``OUT.cues.jsonl`` so a re-run after a
   server failure decodes nothing again), then ``concurrency`` requests in flight;
 - ``engine``: a vLLM engine; cues first (cached as above), then one ``explain_many`` batch.
+
+A ``Pool`` (``affectreason.cluster.RayPool``) takes the place of the local worker processes, and ``shard`` keeps
+only the items of one ``--shard K/N``; both are recorded in the manifest.
 """
 
 from __future__ import annotations
@@ -28,6 +31,7 @@ from concurrent.futures import ProcessPoolExecutor, ThreadPoolExecutor, as_compl
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Protocol
 
 import affectreason
 from affectreason.backends.load import BackendSpec, load_reasoner
@@ -37,6 +41,7 @@ from affectreason.jsonl import append_line, drop_torn_tail, iter_jsonl, read_jso
 from affectreason.media import clips_in
 from affectreason.reason.explain import Reasoner, explain_cues
 from affectreason.schema import Clip, Cues, Explanation
+from affectreason.shard import Shard
 from affectreason.textfile import write_atomic
 
 OnDone = Callable[[dict], None]
@@ -87,6 +92,16 @@ class BatchResult:
             self.failed[record["clip"]["id"]] = record["error"]
         else:
             self.ok += 1
+
+
+class Pool(Protocol):
+    """Workers elsewhere (a Ray cluster) that take the items a batch would give its local worker processes."""
+
+    def map(self, todo: list[Item], config: CueConfig, spec: BackendSpec | None, emit: OnDone) -> None:
+        """Every item of ``todo`` as a record (``_safe_record``), passed to ``emit`` here as each finishes."""
+
+    def describe(self) -> dict:
+        """The workers as a manifest records them."""
 
 
 def cues_cache(out: str | Path) -> Path:
@@ -218,19 +233,19 @@ def _finish(record: dict, handle, result: BatchResult, on_done: OnDone | None) -
 # --- the runner ----------------------------------------------------------------------------------------------
 
 def extract(items: list[Item], out: str | Path, config: CueConfig | None = None, workers: int = 2,
-            on_done: OnDone | None = None) -> BatchResult:
+            on_done: OnDone | None = None, pool: Pool | None = None) -> BatchResult:
     """Cues of every item not yet in ``out`` (resumable JSONL)."""
-    return run(items, out, config, None, workers=workers, on_done=on_done)
+    return run(items, out, config, None, workers=workers, on_done=on_done, pool=pool)
 
 
 def with_cues(items: list[Item], out: str | Path, config: CueConfig | None, workers: int,
-              on_cue: OnDone | None) -> list[Item]:
+              on_cue: OnDone | None, pool: Pool | None = None) -> list[Item]:
     """``items`` with their cues, those not known extracted into ``cues_cache(out)`` (resumable)."""
     missing = [item for item in items if item.cues is None and item.error is None]
     if not missing:
         return items
     cache = cues_cache(out)
-    extract(missing, cache, config, workers, on_cue)
+    extract(missing, cache, config, workers, on_cue, pool)
     found = {item.clip.id: item for item in read_items(cache)}
     return [found.get(item.clip.id, Item(item.clip, error="cues: not extracted"))
             if item.cues is None and item.error is None else item for item in items]
@@ -238,16 +253,19 @@ def with_cues(items: list[Item], out: str | Path, config: CueConfig | None, work
 
 def run(items: list[Item], out: str | Path, config: CueConfig | None = None, spec: BackendSpec | None = None,
         reasoner: Reasoner | None = None, workers: int = 2, on_done: OnDone | None = None,
-        on_cue: OnDone | None = None, source: str | Path | None = None) -> BatchResult:
+        on_cue: OnDone | None = None, source: str | Path | None = None, pool: Pool | None = None,
+        shard: Shard | None = None) -> BatchResult:
     """Cues (and, with ``spec`` or ``reasoner``, explanations) of every item not yet in ``out``, written as they
     finish.
 
     Without ``reasoner``, ``spec`` says how the batch runs: processes load their own reasoner in each worker,
     threads and engine batches load it here once. A loaded ``reasoner`` runs here: with threads (a server), as
     one engine batch (vLLM) or one item at a time (anything else). ``on_cue`` sees each cue record of a
-    cue-first batch.
+    cue-first batch. ``pool`` runs the items of local worker processes elsewhere; ``shard`` keeps its own items.
     """
     config = config or CueConfig()
+    if shard is not None:
+        items = [item for item in items if shard.holds(item.clip.id)]
     out = Path(out)
     out.parent.mkdir(parents=True, exist_ok=True)
     torn = drop_torn_tail(out)
@@ -260,23 +278,25 @@ def run(items: list[Item], out: str | Path, config: CueConfig | None = None, spe
         batching = spec.batching() if spec is not None else "processes"
     started = _now()
     if todo and batching != "processes":
-        todo = with_cues(todo, out, config, workers, on_cue)
+        todo = with_cues(todo, out, config, workers, on_cue, pool)
         reasoner = reasoner or load_reasoner(spec)
     with out.open("a", encoding="utf-8") as handle:
-        if batching == "processes" and todo:
+        if batching == "processes" and todo and pool is not None:
+            pool.map(todo, config, spec, lambda record: _finish(record, handle, result, on_done))
+        elif batching == "processes" and todo:
             _in_processes(todo, handle, result, config, spec, workers, on_done)
         elif batching == "inline":
             for item in todo:
                 _finish(_safe_record(item, None, reasoner), handle, result, on_done)
         elif batching == "threads" and todo:
             concurrency = max(1, reasoner.config.concurrency)
-            with ThreadPoolExecutor(max_workers=concurrency) as pool:
-                futures = [pool.submit(_safe_record, item, None, reasoner) for item in todo]
+            with ThreadPoolExecutor(max_workers=concurrency) as threads:
+                futures = [threads.submit(_safe_record, item, None, reasoner) for item in todo]
                 for future in as_completed(futures):
                     _finish(future.result(), handle, result, on_done)
         elif todo:
             _engine_batch(todo, handle, result, reasoner, on_done)
-    write_manifest(out, spec, config, result, started, source, reasoner)
+    write_manifest(out, spec, config, result, started, source, reasoner, pool, shard)
     return result
 
 
@@ -314,8 +334,10 @@ def _described(spec: BackendSpec | None, reasoner: Reasoner | None) -> tuple[dic
 
 
 def write_manifest(out: Path, spec: BackendSpec | None, config: CueConfig, result: BatchResult, started: str,
-                   source: str | Path | None = None, reasoner: Reasoner | None = None) -> Path:
-    """``OUT.manifest.json``: what produced the output, with this run appended to the runs before it."""
+                   source: str | Path | None = None, reasoner: Reasoner | None = None, pool: Pool | None = None,
+                   shard: Shard | None = None) -> Path:
+    """``OUT.manifest.json``: what produced the output, with this run appended to the runs before it (and the
+    cluster it ran on, if any)."""
     path = manifest_path(out)
     runs = []
     if path.is_file():
@@ -331,7 +353,9 @@ def write_manifest(out: Path, spec: BackendSpec | None, config: CueConfig, resul
         "backend": backend,
         "prompt": prompt,
         "cues": asdict(config),
-        "runs": [*runs, {"started": started, "finished": _now(), **result.counts()}],
+        **({"shard": str(shard)} if shard is not None else {}),
+        "runs": [*runs, {"started": started, "finished": _now(), **result.counts(),
+                         **({"cluster": pool.describe()} if pool is not None else {})}],
     }
     return write_atomic(path, json.dumps(manifest, indent=2, ensure_ascii=False))
 

@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from affectreason.backends.load import BackendSpec
-from affectreason.batch import Item, run
+from affectreason.batch import Item, Pool, run
 from affectreason.cues.pipeline import CueConfig
 from affectreason.data.build import build_dataset
 from affectreason.data.recipe import load_data_recipe
@@ -45,6 +45,8 @@ class EvalSettings:
     judge_model: str | None = None
     api_key: str | None = None
     cues: CueConfig = field(default_factory=CueConfig)
+    pool: Pool | None = None
+    """workers elsewhere (``--ray``: a ``cluster.RayPool``) instead of local processes"""
 
 
 @dataclass
@@ -155,7 +157,8 @@ def run_task(task: TaskConfig, spec: BackendSpec, settings: EvalSettings, reason
         say(f"{task.name}: skipped ({reason})")
         return result
     predictions = folder / f"predictions-{cache_key(task, spec)}.jsonl"
-    batch = run(items, predictions, settings.cues, spec, reasoner, settings.workers, source=task.name)
+    batch = run(items, predictions, settings.cues, spec, reasoner, settings.workers, source=task.name,
+                pool=settings.pool)
     say(f"{task.name}: {batch.ok} explained, {len(batch.failed)} failed, {batch.skipped} cached")
     gold, pred, result.failures = _gold_and_pred(records, read_jsonl(predictions, "skip_last"), folder)
     result.files = {"predictions": predictions.name, "gold": gold.name, "pred": pred.name}
