@@ -149,6 +149,20 @@ def test_grpo_from_the_sft_start_logs_every_reward_and_resumes(sft_start, task, 
     assert (saved / "adapter_model.safetensors").is_file() and not (saved / "ref").exists()
     resolved = json.loads((tmp_path / "grpo" / "recipe.resolved.json").read_text())
     assert resolved["recipe"]["rl"]["num_generations"] == 4 and resolved["trl_version"]
+    assert resolved["memory"]["estimated_peak_gib"] > 0 and resolved["memory"]["gradient_checkpointing"] is False
+
+
+def test_a_grpo_run_that_would_not_fit_is_refused_before_the_model_loads(sft_start, task, tmp_path, anchors):
+    """The memory plan of SFT covers GRPO: 32 completions of prompt + 28 tokens each, against a 10 MiB limit."""
+    from affectreason.train.memory import WouldNotFit
+    from affectreason.train.recipe import load_recipe as load
+    from affectreason.train.run import train
+
+    model, adapter = sft_start
+    args = grpo_args(model, adapter, task, tmp_path / "tight", anchors) + ["schedule.memory_limit_gib=0.01"]
+    with pytest.raises(WouldNotFit, match="would not fit in memory"):
+        train(load(args[1], args[2:]))
+    assert not (tmp_path / "tight" / "checkpoints").exists()
 
 
 def test_grpo_recipe_errors_name_the_key(task, tmp_path, anchors, monkeypatch):

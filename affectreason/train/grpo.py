@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import json
 import math
+import os
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -39,8 +40,9 @@ from affectreason.models.hub import adapter_folder
 from affectreason.reason.messages import example_observations
 from affectreason.reason.parse import parse_explanation
 from affectreason.schema import Cues
-from affectreason.train.adapter import TrainResult, load_model, load_tokenizer, save_adapter
+from affectreason.train.adapter import TrainResult, load_model, load_tokenizer, local_model, save_adapter
 from affectreason.train.loop import TrainError, latest_checkpoint, seed_all
+from affectreason.train.memory import MemoryPlan, causal_lm_shape, plan_memory, return_freed_memory
 from affectreason.train.recipe import WHEEL_REWARDS, Recipe
 from affectreason.train.rewards import REWARDS, Context, Sample, combine, normalized_weights, score
 from affectreason.train.sft_data import record_messages
@@ -158,15 +160,15 @@ def _with_init_adapter(recipe: Recipe) -> Recipe:
     return recipe.model_copy(update={"adapter": adapter})
 
 
-def _load_policy(recipe: Recipe, tokenizer):
-    """The base model with a LoRA adapter: ``rl.init_adapter``'s weights, or a fresh adapter."""
+def _load_policy(recipe: Recipe, tokenizer, gradient_checkpointing: bool):
+    """The base model with a LoRA adapter: ``rl.init_adapter``'s weights (``recipe`` already shaped by
+    ``_with_init_adapter``), or a fresh adapter."""
     from peft import set_peft_model_state_dict
     from safetensors.torch import load_file
 
+    model = load_model(recipe, gradient_checkpointing, tokenizer)[1]
     if recipe.rl.init_adapter is None:
-        return load_model(recipe, None, tokenizer)[1]
-    recipe = _with_init_adapter(recipe)
-    model = load_model(recipe, None, tokenizer)[1]
+        return model
     weights = adapter_folder(recipe.rl.init_adapter) / "adapter_model.safetensors"
     if not weights.is_file():
         raise TrainError(f"rl.init_adapter: no adapter_model.safetensors in {weights.parent}")
@@ -177,7 +179,19 @@ def _load_policy(recipe: Recipe, tokenizer):
     return model
 
 
-def _grpo_config(recipe: Recipe, output_dir: Path, weights: list[float]):
+def plan_grpo(recipe: Recipe, tokenizer, examples: Sequence[RLExample]) -> MemoryPlan:
+    """SFT's memory plan for a GRPO step: a micro-batch of ``schedule.batch_size`` completions, each its prompt plus
+    ``rl.max_completion_length`` tokens, all of them scored (the log-probabilities of every completion token)."""
+    _, shape = causal_lm_shape(recipe.model.path, recipe.adapter.target_modules, recipe.adapter.r)
+    prompts = [len(tokenizer.apply_chat_template(e.prompt, add_generation_prompt=True, return_dict=True)["input_ids"])
+               for e in examples]
+    completion = recipe.rl.max_completion_length
+    # TRL's batch_size is per device (the plan's world divides it): one process's share is the whole micro-batch
+    return plan_memory(recipe, shape, [n + completion for n in prompts], [completion] * len(prompts), world=1,
+                       local_world=int(os.environ.get("LOCAL_WORLD_SIZE", 1)))
+
+
+def _grpo_config(recipe: Recipe, output_dir: Path, weights: list[float], gradient_checkpointing: bool):
     import torch
     from trl import GRPOConfig
 
@@ -193,7 +207,7 @@ def _grpo_config(recipe: Recipe, output_dir: Path, weights: list[float]):
         report_to=list(sched.report_to) or "none", disable_tqdm=True, remove_unused_columns=False,
         # bf16 and gradient checkpointing are TRL's defaults on GPUs and ~13x slower on the CPU (DESIGN.md)
         use_cpu=not torch.cuda.is_available(), bf16=sched.mixed_precision == "bf16",
-        fp16=sched.mixed_precision == "fp16", gradient_checkpointing=sched.gradient_checkpointing is True,
+        fp16=sched.mixed_precision == "fp16", gradient_checkpointing=gradient_checkpointing,
         use_vllm=rl.use_vllm, vllm_mode="colocate", dataloader_num_workers=0)
 
 
@@ -238,10 +252,18 @@ def train_grpo(recipe: Recipe, resume: bool = False, stop_after: int | None = No
     weights = normalized_weights(rl.rewards)
     names = list(rl.rewards)
     seed_all(recipe.schedule.seed)
+    recipe, model_name = local_model(recipe)
+    if rl.init_adapter is not None:
+        recipe = _with_init_adapter(recipe)
     tokenizer = load_tokenizer(recipe)
     if tokenizer.pad_token is None:
         tokenizer.pad_token = tokenizer.eos_token
-    model = _load_policy(recipe, tokenizer)
+    plan = plan_grpo(recipe, tokenizer, train_examples)
+    if on_plan:
+        on_plan(plan)
+    if plan.return_freed_memory:
+        return_freed_memory()
+    model = _load_policy(recipe, tokenizer, plan.gradient_checkpointing)
     dataset = Dataset.from_list([{"prompt": e.prompt, "gold": e.gold, "cues": e.cues} for e in train_examples])
     losses: list[tuple[int, float]] = []
     eval_figures: dict = {}
@@ -278,9 +300,9 @@ def train_grpo(recipe: Recipe, resume: bool = False, stop_after: int | None = No
                 control.should_training_stop = True
                 control.should_save = True
 
+    args = _grpo_config(recipe, output_dir, [weights[n] for n in names], plan.gradient_checkpointing)
     trainer = GRPOTrainer(model=model, reward_funcs=[TRLReward(n, context, prompt_examples) for n in names],
-                          args=_grpo_config(recipe, output_dir, [weights[n] for n in names]), train_dataset=dataset,
-                          processing_class=tokenizer, callbacks=[Log()])
+                          args=args, train_dataset=dataset, processing_class=tokenizer, callbacks=[Log()])
     trainer.remove_callback(PrinterCallback)  # it prints every step's logs to stdout; train_log.jsonl has them
     policy = trainer.model
     if rl.reference == "base" and "ref" in getattr(policy, "peft_config", {}):
@@ -290,7 +312,8 @@ def train_grpo(recipe: Recipe, resume: bool = False, stop_after: int | None = No
             {"recipe": recipe.model_dump(), "affectreason_version": affectreason.__version__,
              "trl_version": affectreason.installed_version("trl"), "processes": trainer.accelerator.num_processes,
              "reward_weights": weights, "prompt_examples": len(prompt_examples),
-             "model": {"folder": recipe.model.path, "init_adapter": rl.init_adapter}}, indent=2))
+             "model": {"name": model_name, "folder": recipe.model.path, "init_adapter": rl.init_adapter},
+             "memory": plan.figures()}, indent=2))
     if eval_examples and not resume and trainer.accelerator.is_main_process:
         start = {"step": 0, **evaluate(policy)}
         with log_path.open("a", encoding="utf-8") as handle:
@@ -304,12 +327,12 @@ def train_grpo(recipe: Recipe, resume: bool = False, stop_after: int | None = No
         policy.delete_adapter("ref")  # the saved adapter is the trained one only
     if trainer.accelerator.is_main_process:
         adapter_dir = output_dir / "adapter"
-        save_adapter(adapter_dir, policy, tokenizer, recipe,
+        save_adapter(adapter_dir, policy, tokenizer, recipe, base_model=model_name,
                      info={"training": "grpo", "init_adapter": rl.init_adapter, "rewards": rl.rewards})
     if losses and not math.isfinite(losses[-1][1]):
         raise TrainError(f"the loss diverged (step {losses[-1][0]}: {losses[-1][1]}); lower optim.lr")
     return TrainResult(output_dir, output_dir / "adapter", step, losses, eval_figures,
-                       {"examples": len(train_examples), "eval_examples": len(eval_examples),
+                       {"examples": len(train_examples), "eval_examples": len(eval_examples), "memory": plan.figures(),
                         "reward_weights": weights}, policy)
 
 
