@@ -16,41 +16,17 @@ from __future__ import annotations
 
 import argparse
 import json
-import random
 import time
 from pathlib import Path
 
-from affectreason.data.build import build_dataset
-from affectreason.data.recipe import load_data_recipe
-from affectreason.eval.alignment import align
-from affectreason.eval.classification import closed_set, hit_rate
+from meld_bench import build_meld, disjoint, held_out_cues, label_figures, lora_recipe, sample, write_chats
+
 from affectreason.eval.wheel import EmotionWheel
 from affectreason.models.causal_lm import ChatLM
 from affectreason.reason.messages import build_messages
 from affectreason.reason.parse import parse_explanation
 from affectreason.reason.rules import explain_rules
-from affectreason.schema import Cues, LabelRecord, Transcript
-from affectreason.train.recipe import Recipe
 from affectreason.train.run import train
-
-
-def _sample(path: Path, n: int, seed: int) -> list[dict]:
-    rows = [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines()]
-    random.Random(seed).shuffle(rows)
-    return rows[:n]
-
-
-def _scores(gold: list[LabelRecord], labels: dict[str, list[str]], wheel: EmotionWheel) -> dict:
-    """Accuracy (the evaluator's rule: an answer naming no emotion reads as neutral), strict accuracy (such an
-    answer is wrong), hit rate, and the share of answers that named an emotion."""
-    pred = [LabelRecord(name=g.name, labels=labels.get(g.name, [])) for g in gold]
-    aligned = align(gold, pred)
-    answered = [(g, p) for g, p in zip(gold, pred, strict=True) if p.labels]
-    strict = (closed_set(align(*map(list, zip(*answered, strict=True))), wheel).summary["accuracy"]
-              * len(answered) / len(gold)) if answered else 0.0
-    return {"accuracy": round(closed_set(aligned, wheel).summary["accuracy"], 4), "strict_accuracy": round(strict, 4),
-            "hit_rate": round(hit_rate(aligned, wheel).summary["hit_rate"], 4),
-            "answered": round(len(answered) / len(pred), 4)}
 
 
 def _ask(lm: ChatLM, chats: list, names: list[str], batch_size: int, max_new_tokens: int,
@@ -77,36 +53,28 @@ def main(argv: list[str] | None = None) -> dict:
     args = parser.parse_args(argv)
 
     wheel = EmotionWheel.load(args.anchors / "emotion_wheel")
-    data = args.out_dir / "data"
     started = time.perf_counter()
-    build_dataset(load_data_recipe("meld", ["prompt=reason/explain_tuned"]), data, anchors=args.anchors)
-    train_rows = _sample(data / "train.jsonl", args.train_n, args.seed)
-    held_out = _sample(data / "test.jsonl", args.eval_n, args.seed)
-    assert not {r["group"] for r in train_rows} & {r["group"] for r in held_out}, "a dialogue crosses the split"
-    train_file = args.out_dir / "train_subset.jsonl"
-    train_file.write_text("".join(json.dumps({"messages": r["messages"]}) + "\n" for r in train_rows))
-    gold = [LabelRecord(name=r["id"], labels=r["labels"]) for r in held_out]
+    data = build_meld(args.anchors, args.out_dir / "data")
+    train_rows = sample(data / "train.jsonl", args.train_n, args.seed)
+    held_out = sample(data / "test.jsonl", args.eval_n, args.seed)
+    disjoint(train_rows, held_out)
+    train_file = write_chats(train_rows, args.out_dir / "train_subset.jsonl")
     names = [r["id"] for r in held_out]
-    cues = [Cues(clip_id=r["id"], transcript=Transcript(text=r["transcript"], source="given")) for r in held_out]
+    cues = held_out_cues(held_out)
     print(f"MELD by dialogue: {len(train_rows)} training utterances, {len(held_out)} held-out "
           f"({len({r['group'] for r in held_out})} unseen dialogues); data {time.perf_counter() - started:.0f} s")
 
     figures, seconds = {}, {}
     started = time.perf_counter()
     base = ChatLM(str(args.model))
-    figures["zero-shot"] = _scores(gold, _ask(base, [build_messages(c) for c in cues], names, args.batch_size,
-                                              args.max_new_tokens, args.out_dir / "zero_shot.jsonl"), wheel)
+    figures["zero-shot"] = label_figures(held_out, _ask(base, [build_messages(c) for c in cues], names,
+                                                        args.batch_size, args.max_new_tokens,
+                                                        args.out_dir / "zero_shot.jsonl"), wheel)
     seconds["zero-shot"] = time.perf_counter() - started
     del base
 
-    recipe = Recipe.model_validate({
-        "model": {"path": str(args.model)},
-        "adapter": {"r": 16, "alpha": 32, "dropout": 0.05,
-                    "target_modules": ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"]},
-        "data": {"train": str(train_file), "max_length": 512, "prompt": "reason/explain_tuned"},
-        "optim": {"lr": args.lr, "warmup_steps": max(1, args.steps // 10), "scheduler": "cosine"},
-        "schedule": {"max_steps": args.steps, "batch_size": args.batch_size, "seed": args.seed},
-        "output_dir": str(args.out_dir / "run")})
+    recipe = lora_recipe(args.model, train_file, args.out_dir / "run", args.steps, args.batch_size, args.lr, args.seed,
+                         dropout=0.05)
     started = time.perf_counter()
     result = train(recipe)
     seconds["training"] = time.perf_counter() - started
@@ -116,11 +84,11 @@ def main(argv: list[str] | None = None) -> dict:
 
     started = time.perf_counter()
     tuned = ChatLM(str(args.model), str(result.adapter_dir))
-    figures["fine-tuned"] = _scores(gold, _ask(tuned, [r["messages"][:-1] for r in held_out], names,
-                                               args.batch_size, args.max_new_tokens, args.out_dir / "fine_tuned.jsonl"),
-                                    wheel)
+    figures["fine-tuned"] = label_figures(held_out, _ask(tuned, [r["messages"][:-1] for r in held_out], names,
+                                                         args.batch_size, args.max_new_tokens,
+                                                         args.out_dir / "fine_tuned.jsonl"), wheel)
     seconds["fine-tuned"] = time.perf_counter() - started
-    figures["rules"] = _scores(gold, {c.clip_id: explain_rules(c).labels for c in cues}, wheel)
+    figures["rules"] = label_figures(held_out, {c.clip_id: explain_rules(c).labels for c in cues}, wheel)
 
     print(f"{'system':<12} {'accuracy':>9} {'strict':>9} {'hit rate':>9} {'answered':>9}")
     for name, row in figures.items():

@@ -16,51 +16,36 @@ from __future__ import annotations
 
 import argparse
 import json
-import random
 import time
 from pathlib import Path
 
+from meld_bench import TARGETS, build_meld, disjoint, held_out_cues, label_figures, lora_recipe, sample, write_chats
 from timing import machine_line  # eval/bench/timing.py (scripts run from their folder)
 
-from affectreason.data.build import build_dataset
-from affectreason.data.recipe import load_data_recipe
-from affectreason.eval.alignment import align
-from affectreason.eval.classification import closed_set, hit_rate
 from affectreason.eval.per_record import score_labels
 from affectreason.eval.wheel import EmotionWheel
+from affectreason.jsonl import read_jsonl
 from affectreason.models.causal_lm import ChatLM
 from affectreason.reason.messages import answer_schema, build_messages
 from affectreason.reason.parse import parse_explanation
 from affectreason.reason.rules import explain_rules
-from affectreason.schema import Cues, LabelRecord, Transcript
+from affectreason.schema import Cues
 from affectreason.train.recipe import Recipe
 from affectreason.train.rewards import Context, Sample, grounding_reward
 from affectreason.train.run import train
 
-LORA = {"r": 16, "alpha": 32, "dropout": 0.0,
-        "target_modules": ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"]}
-
-
-def _sample(rows: list[dict], n: int, seed: int) -> list[dict]:
-    rows = list(rows)
-    random.Random(seed).shuffle(rows)
-    return rows[:n]
-
 
 def _figures(held_out: list[dict], cues: list[Cues], texts: dict[str, str], wheel: EmotionWheel) -> dict:
-    """Hit rate, strict accuracy, EW F-score and grounding of one system's answers."""
-    gold = [LabelRecord(name=r["id"], labels=r["labels"]) for r in held_out]
-    answers = {name: parse_explanation(text) for name, text in texts.items()}
-    pred = [LabelRecord(name=g.name, labels=answers[g.name].labels) for g in gold]
-    answered = [(g, p) for g, p in zip(gold, pred, strict=True) if p.labels]
-    strict = (closed_set(align(*map(list, zip(*answered, strict=True))), wheel).summary["accuracy"]
-              * len(answered) / len(gold)) if answered else 0.0
-    labels = score_labels([g.labels for g in gold], [p.labels for p in pred], wheel)
+    """Hit rate, strict accuracy and answered (``meld_bench.label_figures``), EW F-score and grounding of one
+    system's answers."""
+    labels = {name: parse_explanation(text).labels for name, text in texts.items()}
+    figures = label_figures(held_out, labels, wheel)
+    ew = score_labels([r["labels"] for r in held_out], [labels[r["id"]] for r in held_out], wheel)
     grounding = [grounding_reward(Sample(texts[c.clip_id], tuple(r["labels"]), c), Context())
                  for r, c in zip(held_out, cues, strict=True)]
-    return {"hit_rate": round(hit_rate(align(gold, pred), wheel).summary["hit_rate"], 4),
-            "strict_accuracy": round(strict, 4), "ew_fs": round(labels.ew_fs or 0.0, 4),
-            "grounding": round(sum(grounding) / len(grounding), 4), "answered": round(len(answered) / len(gold), 4)}
+    return {"hit_rate": figures["hit_rate"], "strict_accuracy": figures["strict_accuracy"],
+            "ew_fs": round(ew.ew_fs or 0.0, 4), "grounding": round(sum(grounding) / len(grounding), 4),
+            "answered": figures["answered"]}
 
 
 def _ask(lm: ChatLM, chats: list, names: list[str], args, out: Path) -> dict[str, str]:
@@ -86,6 +71,8 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("--max-new-tokens", type=int, default=96)
     parser.add_argument("--sft-lr", type=float, default=1e-3)
     parser.add_argument("--grpo-lr", type=float, default=5e-5)
+    parser.add_argument("--temperature", type=float, default=0.7,
+                        help="GRPO sampling (1.0 broke the format of the tiny model's and SmolLM2's samples)")
     parser.add_argument("--no-constrain", action="store_true", help="decode the answers freely")
     parser.add_argument("--skip-zero-shot", action="store_true", help="the zero-shot prompt is ~1,300 tokens")
     parser.add_argument("--seed", type=int, default=0)
@@ -93,20 +80,16 @@ def main(argv: list[str] | None = None) -> dict:
 
     print(machine_line("start"))
     wheel = EmotionWheel.load(args.anchors / "emotion_wheel")
-    data = args.out_dir / "data"
     started = time.perf_counter()
-    build_dataset(load_data_recipe("meld", ["prompt=reason/explain_tuned"]), data, anchors=args.anchors)
-    rows = [json.loads(line) for line in (data / "train.jsonl").read_text(encoding="utf-8").splitlines()]
-    picked = _sample(rows, args.train_n + args.rl_n, args.seed)
+    data = build_meld(args.anchors, args.out_dir / "data")
+    picked = sample(data / "train.jsonl", args.train_n + args.rl_n, args.seed)
     sft_rows, rl_rows = picked[: args.train_n], picked[args.train_n:]
-    held_out = _sample([json.loads(line) for line in (data / "test.jsonl").read_text(encoding="utf-8").splitlines()],
-                       args.eval_n, args.seed)
-    assert not {r["group"] for r in picked} & {r["group"] for r in held_out}, "a dialogue crosses the split"
-    sft_file, rl_file = args.out_dir / "sft_train.jsonl", args.out_dir / "rl_train.jsonl"
-    sft_file.write_text("".join(json.dumps({"messages": r["messages"]}) + "\n" for r in sft_rows))
-    rl_file.write_text("".join(json.dumps(r) + "\n" for r in rl_rows))
+    held_out = sample(data / "test.jsonl", args.eval_n, args.seed)
+    disjoint(picked, held_out)
+    sft_file = write_chats(sft_rows, args.out_dir / "sft_train.jsonl")
+    rl_file = write_chats(rl_rows, args.out_dir / "rl_train.jsonl", whole=True)
     names = [r["id"] for r in held_out]
-    cues = [Cues(clip_id=r["id"], transcript=Transcript(text=r["transcript"], source="given")) for r in held_out]
+    cues = held_out_cues(held_out)
     dialogues = len({r["group"] for r in held_out})
     print(f"MELD by dialogue: {len(sft_rows)} SFT + {len(rl_rows)} GRPO training utterances, {len(held_out)} "
           f"held-out ({dialogues} unseen dialogues); data {time.perf_counter() - started:.0f} s")
@@ -120,12 +103,8 @@ def main(argv: list[str] | None = None) -> dict:
             time.perf_counter() - started
         del base
 
-    sft = Recipe.model_validate({
-        "model": {"path": str(args.model)}, "adapter": LORA,
-        "data": {"train": str(sft_file), "max_length": 512, "prompt": "reason/explain_tuned"},
-        "optim": {"lr": args.sft_lr, "warmup_steps": max(1, args.sft_steps // 10), "scheduler": "cosine"},
-        "schedule": {"max_steps": args.sft_steps, "batch_size": args.batch_size, "seed": args.seed},
-        "output_dir": str(args.out_dir / "sft")})
+    sft = lora_recipe(args.model, sft_file, args.out_dir / "sft", args.sft_steps, args.batch_size, args.sft_lr,
+                      args.seed)
     started = time.perf_counter()
     sft_result = train(sft)
     seconds["SFT training"] = time.perf_counter() - started
@@ -134,18 +113,19 @@ def main(argv: list[str] | None = None) -> dict:
 
     completions = args.generations * args.prompts_per_step
     grpo = Recipe.model_validate({
-        "model": {"path": str(args.model)}, "adapter": LORA,
+        "model": {"path": str(args.model)},
+        "adapter": {"r": 16, "alpha": 32, "dropout": 0.0, "target_modules": TARGETS},
         "data": {"train": str(rl_file), "prompt": "reason/explain_tuned"},
         "optim": {"lr": args.grpo_lr, "scheduler": "constant"},
         "schedule": {"max_steps": args.grpo_steps, "batch_size": completions, "seed": args.seed},
         "rl": {"rewards": {"ew": 1.0, "format": 0.5, "grounding": 1.0}, "init_adapter": str(sft_result.adapter_dir),
                "num_generations": args.generations, "beta": 0.04, "max_completion_length": args.max_new_tokens,
-               "temperature": 1.0, "wheel_dir": str(args.anchors / "emotion_wheel")},
+               "temperature": args.temperature, "wheel_dir": str(args.anchors / "emotion_wheel")},
         "output_dir": str(args.out_dir / "grpo")})
     started = time.perf_counter()
     grpo_result = train(grpo)
     seconds["GRPO training"] = time.perf_counter() - started
-    log = [json.loads(line) for line in (args.out_dir / "grpo" / "train_log.jsonl").read_text().splitlines()]
+    log = read_jsonl(args.out_dir / "grpo" / "train_log.jsonl")
     rewards = [r["reward"] for r in log if "reward" in r]
     print(f"GRPO: {grpo_result.steps} steps x {completions} completions ({args.prompts_per_step} prompts x "
           f"{args.generations}); mean reward by step {rewards}; {seconds['GRPO training']:.0f} s")
