@@ -112,8 +112,17 @@ class RayPool:
     def connect(self) -> None:
         """Join (or, for ``local``, start) the cluster; a bad or unreachable address is a usage error."""
         ray = _ray()
-        if ray.is_initialized():
-            return
+        if not ray.is_initialized():
+            self._init(ray)
+            self._info = {}
+        if not self._info:
+            resources = ray.cluster_resources()
+            self._info = {"address": self.address, "gcs": ray.get_runtime_context().gcs_address,
+                          "nodes": sum(1 for node in ray.nodes() if node.get("Alive")),
+                          "cpus": resources.get("CPU", 0.0), "gpus": resources.get("GPU", 0.0)}
+
+    def _init(self, ray) -> None:
+        """``ray.init`` for this pool's address (quiet: no dashboard, worker logs kept on the nodes)."""
         os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")  # no report to Ray's servers unless the user asks
         quiet = {"include_dashboard": False, "log_to_driver": False, "logging_level": "ERROR"}
         env = {k: v for k, v in os.environ.items() if k.startswith(ENV_PREFIXES)}
@@ -131,10 +140,6 @@ class RayPool:
                 first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
                 raise UsageError(f"--ray {self.address}: cannot join the cluster ({first}); start one with "
                                  "`ray start --head`, or use --ray local") from None
-        resources = ray.cluster_resources()
-        self._info = {"address": self.address, "gcs": ray.get_runtime_context().gcs_address,
-                      "nodes": sum(1 for node in ray.nodes() if node.get("Alive")),
-                      "cpus": resources.get("CPU", 0.0), "gpus": resources.get("GPU", 0.0)}
 
     def close(self) -> None:
         """Stop the workers and disconnect; a cluster this pool started is stopped."""
@@ -172,15 +177,18 @@ class RayPool:
                     running[actors[slot].record.remote(item)] = (slot, item, time.monotonic())
                 done, _ = ray.wait(list(running), num_returns=1, timeout=0.5)
                 for ref in done:
-                    slot, item, started = running.pop(ref)
+                    slot, item, _started = running.pop(ref)
                     idle.append(slot)
-                    try:
-                        emit(ray.get(ref))
-                        continue
-                    except (ray.exceptions.RayActorError, ray.exceptions.WorkerCrashedError) as exc:
-                        reason = (f"timed out after {self.item_timeout_s:g} s" if slot in hung
-                                  else f"worker died ({type(exc).__name__})")
+                    timed_out = slot in hung
                     hung.discard(slot)
+                    try:
+                        record = ray.get(ref)
+                    except (ray.exceptions.RayActorError, ray.exceptions.WorkerCrashedError) as exc:
+                        reason = (f"timed out after {self.item_timeout_s:g} s" if timed_out
+                                  else f"worker died ({type(exc).__name__})")
+                    else:
+                        emit(record)
+                        continue
                     restarts += 1
                     tries[item.clip.id] = tries.get(item.clip.id, 0) + 1
                     if tries[item.clip.id] < self.tries:
