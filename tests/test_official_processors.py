@@ -26,4 +26,4 @@ def test_official_processors_and_the_inputs_built_here_agree():
                           "tests/official/check_processors.py"], cwd=ROOT, capture_output=True, text=True, timeout=600,
                          env={**os.environ, "HF_HUB_OFFLINE": "1"})
     assert run.returncode == 0, run.stdout[-6000:] + run.stderr[-2000:]
-    assert "6 passed" in run.stdout, run.stdout[-2000:]
+    assert "7 passed" in run.stdout, run.stdout[-2000:]

@@ -2,22 +2,22 @@
 Qwen2.5-Omni thinker sees key frames and hears the audio, both alongside the textualized cues.
 
 Two ways to the same inputs. Where torchvision loads beside torch (a GPU machine's install, or the `[gpu]` extra's
-versions), a Qwen-VL model's inputs go through its official processor (``AutoProcessor``) after
-``qwen_vl_utils.process_vision_info`` has sized the frames, as the model cards show. Where it does not (the CPU
-torch of these machines: PyPI's torchvision cannot load beside it), they are built here to the same result
+versions), a Qwen-VL model's or a full Qwen2.5-Omni checkpoint's inputs go through its official processor
+(``AutoProcessor``) after ``qwen_vl_utils.process_vision_info`` has sized the frames, as the model cards show.
+Where it does not (the CPU torch of these machines: PyPI's torchvision cannot load beside it), and for a thinker
+folder of this project's layout (which holds no Omni processor), they are built here to the same result
 (``tests/test_official_processors.py`` requires identical ``input_ids``, ``mm_token_type_ids``, grids and
 ``second_per_grid_ts``, and pixel values within float tolerance): frames through the PIL image processor
 (``Qwen2VLImageProcessorPil``; vision start + one image token per merged patch + vision end), a video as frame
 pairs patchified in the layout of Qwen's video processor (``video_pixels``, sized as qwen-vl-utils sizes a list of
-frames: ``video_size``). Frames are sized within the processor's ``min_pixels`` / ``max_pixels`` (the video
-processor's for a video, capped per frame as qwen-vl-utils caps it), the budget the model cards tell users to set.
-Omni thinkers always take the path built here: audio through ``WhisperFeatureExtractor`` (audio start + one
-audio token per 4 feature frames, the thinker's downsampling, + audio end), placed before the text of the last user
-message. A thinker folder keeps its Whisper feature extractor in ``audio/`` (both processors save
-``preprocessor_config.json``); a full Qwen2.5-Omni checkpoint (``model_type: qwen2_5_omni``, thinker + talker +
-token2wav, as Qwen publishes it) keeps one ``preprocessor_config.json`` with the keys of both, and only its thinker
-is loaded (the ``thinker.`` weights; the talker's are never read). The model is a folder or a hub id
-(``models.hub``).
+frames: ``video_size``), audio through ``WhisperFeatureExtractor`` (audio start + one audio token per 4 feature
+frames, the thinker's downsampling, + audio end), placed before the text of the last user message. Frames are
+sized within the processor's ``min_pixels`` / ``max_pixels`` (the video processor's for a video, capped per frame
+as qwen-vl-utils caps it), the budget the model cards tell users to set. A thinker folder keeps its Whisper
+feature extractor in ``audio/`` (both processors save ``preprocessor_config.json``); a full Qwen2.5-Omni
+checkpoint (``model_type: qwen2_5_omni``, thinker + talker + token2wav, as Qwen publishes it) keeps one
+``preprocessor_config.json`` with the keys of both, and only its thinker is loaded (the ``thinker.`` weights; the
+talker's are never read). The model is a folder or a hub id (``models.hub``).
 """
 
 from __future__ import annotations
@@ -144,8 +144,12 @@ def video_pixels(processor, frames: list[np.ndarray], size: tuple[int, int]) -> 
     return patches.reshape(grid[0] * grid[1] * grid[2], channels * tp * p * p).astype(np.float32), grid
 
 
-def official_processor(folder: Path):
-    """The model's own processor (``AutoProcessor``) where torchvision and qwen-vl-utils load, else None."""
+OFFICIAL = {"vl": ("Qwen2VLProcessor", "Qwen2_5_VLProcessor"), "omni": ("Qwen2_5OmniProcessor",)}
+
+
+def official_processor(folder: Path, kind: str):
+    """The model's own processor (``AutoProcessor``) where torchvision and qwen-vl-utils load and the folder holds
+    one (a thinker folder of this project's layout does not: its inputs are built here), else None."""
     try:
         import qwen_vl_utils  # noqa: F401
         import torchvision  # noqa: F401
@@ -154,9 +158,10 @@ def official_processor(folder: Path):
     from transformers import AutoProcessor
 
     try:
-        return AutoProcessor.from_pretrained(folder)
-    except (OSError, ValueError) as exc:
-        raise ModelMissing(f"{folder}: its processor does not load ({str(exc).splitlines()[0][:200]})") from None
+        processor = AutoProcessor.from_pretrained(folder)
+    except (OSError, ValueError, AttributeError, KeyError, TypeError):
+        return None
+    return processor if type(processor).__name__ in OFFICIAL[kind] else None
 
 
 @dataclass
@@ -206,7 +211,7 @@ class NativeMLLM:
             self.audio_tokens = [token(i) for i in (config.audio_start_token_id, config.audio_token_index,
                                                     config.audio_end_token_id)]
         self.merge = self.images.merge_size ** 2
-        self.processor = official_processor(folder) if self.kind == "vl" else None
+        self.processor = official_processor(folder, self.kind)
         self.lm.eval()
 
     def media(self, frames: list[np.ndarray], audio: np.ndarray | None = None, rate: int = 16_000,
@@ -250,23 +255,33 @@ class NativeMLLM:
         bounds = video_bounds(self.folder, self.image_bounds(), factor)
         return video_size(*frames[0].shape[:2], factor, bounds)
 
-    def placeholders(self, frames: list[np.ndarray], video_fps: float | None) -> str:
-        """The official processor's text for the media: one pad token per image or video, which it expands."""
+    def hears(self, audio: np.ndarray | None) -> bool:
+        return audio is not None and self.kind == "omni" and len(audio) > 0
+
+    def placeholders(self, frames: list[np.ndarray], video_fps: float | None, audio: np.ndarray | None = None) -> str:
+        """The official processor's text for the media: one pad token per image, video or audio, which it expands
+        (media ordered as ``media`` orders them)."""
         start, pad, end = self.vision_tokens
-        if video_fps:
+        if frames and video_fps:
             if self.video_token is None:
                 raise UsageError(f"{self.name}: video input is supported for Qwen2-VL / Qwen2.5-VL models")
-            return start + self.video_token + end
-        return (start + pad + end) * len(frames)
+            text = start + self.video_token + end
+        else:
+            text = (start + pad + end) * len(frames)
+        if self.hears(audio):
+            bos, token, eos = self.audio_tokens
+            text += bos + token + eos
+        return text
 
-    def official_inputs(self, text: str, frames: list[np.ndarray], video_fps: float | None) -> dict:
-        """The official processor's inputs for ``text`` (with ``placeholders``) and the frames, sized by
-        ``qwen_vl_utils.process_vision_info`` within the bounds ``media`` uses."""
+    def official_inputs(self, text: str, frames: list[np.ndarray], video_fps: float | None,
+                        audio: np.ndarray | None = None, rate: int = 16_000) -> dict:
+        """The official processor's inputs for ``text`` (with ``placeholders``), the frames, sized by
+        ``qwen_vl_utils.process_vision_info`` within the bounds ``media`` uses, and (Omni) the audio."""
         from PIL import Image
         from qwen_vl_utils import process_vision_info
 
         pictures = [Image.fromarray(f).convert("RGB") for f in frames]
-        if video_fps:
+        if pictures and video_fps:
             factor = self.images.patch_size * self.images.merge_size
             low, high = video_bounds(self.folder, self.image_bounds(), factor)
             content = [{"type": "video", "video": pictures, "min_pixels": low, "max_pixels": high,
@@ -275,7 +290,10 @@ class NativeMLLM:
             low, high = self.image_bounds()
             content = [{"type": "image", "image": p, "min_pixels": low, "max_pixels": high} for p in pictures]
         images, videos, options = process_vision_info([{"role": "user", "content": content}],
-                                                      return_video_kwargs=True, return_video_metadata=True)
+                                                      return_video_kwargs=True, return_video_metadata=True) \
+            if content else (None, None, {})
+        if self.hears(audio):
+            options.update(audio=[audio], sampling_rate=rate)
         if videos:
             videos, metadata = (list(x) for x in zip(*videos, strict=True))
             options.update(videos=videos, video_metadata=metadata)
@@ -292,11 +310,11 @@ class NativeMLLM:
     def inputs(self, messages: list[dict[str, str]], frames: list[np.ndarray], audio: np.ndarray | None = None,
                rate: int = 16_000, video_fps: float | None = None) -> dict:
         """Model inputs with the media placed before the text of the last user message."""
-        if self.processor is not None and frames:
+        if self.processor is not None and (frames or self.hears(audio)):
             chat = [dict(m) for m in messages]
-            chat[-1]["content"] = self.placeholders(frames, video_fps) + chat[-1]["content"]
+            chat[-1]["content"] = self.placeholders(frames, video_fps, audio) + chat[-1]["content"]
             text = self.tokenizer.apply_chat_template(chat, add_generation_prompt=True, tokenize=False)
-            return self.official_inputs(text, frames, video_fps)
+            return self.official_inputs(text, frames, video_fps, audio, rate)
         prefix, extra = self.media(frames, audio, rate, video_fps)
         messages = [dict(m) for m in messages]
         messages[-1]["content"] = prefix + messages[-1]["content"]
@@ -311,8 +329,8 @@ class NativeMLLM:
         """Inputs for a chat whose last message is the reply to learn, with reply-only ``labels``."""
         import torch
 
-        official = self.processor is not None and bool(frames)
-        prefix, extra = ((self.placeholders(frames, video_fps), {}) if official
+        official = self.processor is not None and (bool(frames) or self.hears(audio))
+        prefix, extra = ((self.placeholders(frames, video_fps, audio), {}) if official
                          else self.media(frames, audio, video_fps=video_fps))
         chat = [dict(m) for m in messages]
         last_user = max(i for i, m in enumerate(chat) if m["role"] == "user")
@@ -323,7 +341,7 @@ class NativeMLLM:
             raise ValueError("the chat template renders the prompt differently inside the full chat")
         reply_ids = self.tokenizer(full[len(prompt):], add_special_tokens=False)["input_ids"]
         if official:
-            extra = self.official_inputs(prompt, frames, video_fps)
+            extra = self.official_inputs(prompt, frames, video_fps, audio)
             prompt_ids = extra.pop("input_ids")[0].tolist()
             extra.pop("attention_mask")
             extra.pop("mm_token_type_ids", None)

@@ -90,3 +90,47 @@ def test_training_inputs_agree(lm, frames):
 def test_the_same_reply(lm, frames):
     official, built = both(lm, lambda: lm.generate(CHAT, frames, max_new_tokens=8, video_fps=2.0))
     assert official == built and official
+
+
+OMNI_TOKENS = {"image_token": "<|IMAGE|>", "audio_token": "<|AUDIO|>", "video_token": "<|VIDEO|>",
+               "vision_bos_token": "<|vision_start|>", "vision_eos_token": "<|vision_end|>",
+               "audio_bos_token": "<|audio_bos|>", "audio_eos_token": "<|audio_eos|>"}
+
+
+@pytest.fixture(scope="module")
+def omni(tmp_path_factory) -> tuple[NativeMLLM, NativeMLLM]:
+    """(the tiny Omni thinker with the official Qwen2_5OmniProcessor saved beside it, the same thinker in this
+    project's folder layout, whose inputs are built here)."""
+    import shutil
+
+    from transformers import AutoTokenizer, Qwen2_5OmniProcessor, WhisperFeatureExtractor
+    from transformers.models.qwen2_vl.image_processing_qwen2_vl import Qwen2VLImageProcessor
+    from transformers.models.qwen2_vl.video_processing_qwen2_vl import Qwen2VLVideoProcessor
+
+    from tests.tiny_models import build_qwen2_5_omni_thinker
+
+    root = tmp_path_factory.mktemp("omni")
+    thinker = build_qwen2_5_omni_thinker(root / "thinker")
+    official = root / "official"
+    shutil.copytree(thinker, official)
+    Qwen2_5OmniProcessor(image_processor=Qwen2VLImageProcessor(**BOUNDS),
+                         video_processor=Qwen2VLVideoProcessor(**BOUNDS),
+                         feature_extractor=WhisperFeatureExtractor.from_pretrained(thinker / "audio"),
+                         tokenizer=AutoTokenizer.from_pretrained(thinker, extra_special_tokens=OMNI_TOKENS),
+                         ).save_pretrained(official)
+    with_processor, without = NativeMLLM(str(official)), NativeMLLM(str(thinker))
+    assert type(with_processor.processor).__name__ == "Qwen2_5OmniProcessor" and without.processor is None
+    return with_processor, without
+
+
+def test_omni_images_and_audio_agree(omni, frames):
+    from affectreason.media import read_audio
+
+    official, built_here = omni
+    audio = read_audio(CLIP)[0].samples
+    for count, sound in ((2, audio), (0, audio), (2, None)):
+        same(official.inputs(CHAT, frames[:count], sound), built_here.inputs(CHAT, frames[:count], sound))
+    chat = [*CHAT, {"role": "assistant", "content": "Labels: happy"}]
+    same(official.training_inputs(chat, frames[:2], audio), built_here.training_inputs(chat, frames[:2], audio))
+    assert official.generate(CHAT, frames[:2], audio, max_new_tokens=8) == \
+        built_here.generate(CHAT, frames[:2], audio, max_new_tokens=8)
