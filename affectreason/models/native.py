@@ -167,7 +167,7 @@ def official_processor(folder: Path, kind: str):
 @dataclass
 class NativeMLLM:
     """Model + tokenizer + image processor (+ audio feature extractor) of a Qwen-VL / Omni thinker; ``processor``
-    is the official one where it loads (Qwen-VL), else None."""
+    is the model's official one where it loads (see the module's docstring), else None."""
 
     model: str
     adapter: str | None = None
