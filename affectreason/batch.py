@@ -307,6 +307,9 @@ def _engine_batch(todo: list[Item], handle, result: BatchResult, reasoner, on_do
     ready = [item for item in todo if item.cues is not None]
     explanations = reasoner.explain_many([item.cues for item in ready], [item.clip for item in ready]) if ready else []
     for item, explanation in zip(ready, explanations, strict=True):
+        if isinstance(explanation, Exception):  # this clip's media could not be read: its own error record
+            _finish(_error_record(item, explanation), handle, result, on_done)
+            continue
         explanation.grounding = ground(explanation.observations, item.cues, example_observations(explanation.prompt))
         _finish(Result(item.clip, item.cues, explanation).record(), handle, result, on_done)
     for item in todo:

@@ -132,6 +132,12 @@ def test_the_offline_vllm_engine_hears_the_clip_as_a_server_does(audio_server):
     audio_id = engine.llm.get_tokenizer().convert_tokens_to_ids("<|AUDIO|>")
     heard, unheard = (engine.llm.chat([clip_messages(cues, clip, replace(config, prompt=engine.prompt, audio=a))],
                                       engine.sampling, use_tqdm=False)[0].prompt_token_ids for a in (True, False))
+    # a clip whose file is gone is its own error; the rest of the engine batch is explained
+    from affectreason.media import MediaError
+
+    gone = Clip(path=str(root / "gone.wav"), id="gone")
+    kept, lost = engine.explain_many([cues, cues], [clip, gone])
+    assert kept.raw_text == explanation.raw_text and isinstance(lost, MediaError) and "gone.wav" in str(lost)
     # Qwen2-Audio's count: 100 mel frames a second, halved by the conv stride, then by the pooling (57 here)
     frames = len(read_audio(EXAMPLE)[0].samples) // 160
     assert heard.count(audio_id) == ((frames - 1) // 2 + 1 - 2) // 2 + 1 and unheard.count(audio_id) == 0

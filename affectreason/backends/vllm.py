@@ -13,7 +13,7 @@ from importlib.util import find_spec
 
 from affectreason import installed_version
 from affectreason.backends.server import QueryConfig, clip_messages
-from affectreason.errors import UsageError
+from affectreason.errors import AffectReasonError, UsageError
 from affectreason.models.adapter import adapter_prompt
 from affectreason.models.hub import adapter_folder, display_name, model_folder
 from affectreason.reason.messages import DEFAULT_PROMPT, bounded_schema, prompt_id
@@ -69,22 +69,37 @@ class OfflineVLLM:
         self.model = display_name(model) + ("+lora" if adapter else "")
         self.extractor = None
 
-    def explain_many(self, cues: list[Cues], clips: list[Clip | None] | None = None) -> list[Explanation]:
+    def explain_many(self, cues: list[Cues], clips: list[Clip | None] | None = None,
+                     ) -> list[Explanation | AffectReasonError]:
         """Explanations of many cue sets, generated as one batch; with ``clips``, each also sees and hears its clip
-        as ``config.frames`` / ``video`` / ``audio`` ask (the messages a server would be sent)."""
+        as ``config.frames`` / ``video`` / ``audio`` ask (the messages a server would be sent). A clip whose media
+        cannot be read is its own error in the list; the others are explained."""
         config = replace(self.config, prompt=self.prompt)
-        chats = [clip_messages(c, clip, config) for c, clip in zip(cues, clips or [None] * len(cues), strict=True)]
-        outputs = self.llm.chat(chats, self.sampling, use_tqdm=False, lora_request=self.lora)
-        explanations = [parse_explanation(out.outputs[0].text, extractor=self.extractor, clip_id=c.clip_id,
-                                          backend=self.name, model=self.model)
-                        for c, out in zip(cues, outputs, strict=True)]
-        for explanation in explanations:
+        chats: list[list[dict] | AffectReasonError] = []
+        for c, clip in zip(cues, clips or [None] * len(cues), strict=True):
+            try:
+                chats.append(clip_messages(c, clip, config))
+            except AffectReasonError as exc:
+                chats.append(exc)
+        asked = [chat for chat in chats if not isinstance(chat, AffectReasonError)]
+        outputs = iter(self.llm.chat(asked, self.sampling, use_tqdm=False, lora_request=self.lora) if asked else [])
+        results: list[Explanation | AffectReasonError] = []
+        for c, chat in zip(cues, chats, strict=True):
+            if isinstance(chat, AffectReasonError):
+                results.append(chat)
+                continue
+            explanation = parse_explanation(next(outputs).outputs[0].text, extractor=self.extractor,
+                                            clip_id=c.clip_id, backend=self.name, model=self.model)
             explanation.prompt = prompt_id(self.prompt)
-        return explanations
+            results.append(explanation)
+        return results
 
     def explain(self, cues: Cues, clip: Clip | None = None) -> Explanation:
         """One explanation (a batch of one)."""
-        return self.explain_many([cues], [clip])[0]
+        (result,) = self.explain_many([cues], [clip])
+        if isinstance(result, AffectReasonError):
+            raise result
+        return result
 
 
 def engine_limits(model: str, config: QueryConfig) -> dict[str, int] | None:
