@@ -1,6 +1,6 @@
 """The ``affectreason`` command line: each verb parses its options and makes one library call.
 
-Verbs are listed in lifecycle order (cues, explain, data, train, export, serve, query, score). A problem the user
+Verbs are listed in lifecycle order (cues, explain, merge, data, train, export, serve, query, score). A problem the user
 can fix (an ``AffectReasonError``) is printed as one line with exit status 2; any other exception is a bug and is
 said to be one, with a short traceback, exit status 1.
 """
@@ -183,13 +183,41 @@ BatchOut = Annotated[Path | None, typer.Option("--out", help="JSONL output for a
 MaxChars = Annotated[int, typer.Option("--max-chars", help="length limit of each text field of the answer")]
 MaxItems = Annotated[int, typer.Option("--max-items", help="length limit of each list of the answer")]
 ClipPath = Annotated[Path, typer.Argument(help="a clip (video, image or audio file) or a folder of clips")]
+RayOpt = Annotated[str | None, typer.Option(
+    "--ray", help="run the workers on a Ray cluster (the cluster extra): local (start one on this machine for the "
+    "run), auto (the cluster this machine is in) or HOST:PORT / ray://HOST:PORT of its head")]
+ShardOpt = Annotated[str | None, typer.Option(
+    "--shard", help="K/N: only the clips of shard K of N, split by clip id (a Slurm array runs 1/N .. N/N; "
+    "`affectreason merge` joins their outputs)")]
 
 
-def _bounds(max_chars: int, max_items: int):
-    """The answer's bounds, the same for every model backend: hf and vllm decode under them, a server is sent them."""
+def _pool(ray: str | None):
+    """A Ray pool for ``--ray`` (connected on entry, a local cluster stopped on exit), or nothing."""
+    from contextlib import nullcontext
+
+    if ray is None:
+        return nullcontext()
+    from affectreason.cluster import RayPool
+
+    return RayPool(ray)
+
+
+MediaFrames = Annotated[int, typer.Option("--frames", help="openai / vllm / query: key frames sent as images "
+                                          "(vision models)")]
+MediaAudio = Annotated[bool, typer.Option("--audio", help="openai / vllm / query: send the clip's audio (audio "
+                                          "models)")]
+MediaVideo = Annotated[bool, typer.Option("--video", help="openai / vllm / query: send --frames evenly spaced "
+                                          "frames as one video (Qwen-VL models) instead of images")]
+
+
+def _bounds(max_chars: int, max_items: int, frames: int = 0, audio: bool = False, video: bool = False):
+    """The answer's bounds, the same for every model backend (hf and vllm decode under them, a server is sent
+    them), and the media a served model or the vLLM engine is sent."""
     from affectreason.backends.server import QueryConfig
 
-    return QueryConfig(max_chars=max_chars, max_items=max_items)
+    if video and not frames:
+        _fail("--video sends --frames N frames as one video: give --frames too")
+    return QueryConfig(max_chars=max_chars, max_items=max_items, frames=frames, audio=audio, video=video)
 
 
 def _is_batch(path: Path, out: Path | None) -> bool:
@@ -203,21 +231,24 @@ def _one(path: Path, config, reasoner, transcript=None, subtitles=None, openface
     return explain_one(items_in(path, transcript, subtitles, openface)[0], config, reasoner)
 
 
-def _batch(path: Path, out: Path | None, config, workers: int, spec, reasoner=None, done: str = "done") -> None:
+def _batch(path: Path, out: Path | None, config, workers: int, spec, reasoner=None, done: str = "done",
+           ray: str | None = None, shard: str | None = None) -> None:
     """A folder or cues JSONL through the batch runner, with progress and a one-line summary; exit 1 on failures."""
     from rich.progress import Progress
 
     from affectreason.batch import items_in, run
+    from affectreason.shard import parse_shard
 
     if out is None:
         _fail(f"a folder{' or cues JSONL' if spec is not None else ''} needs --out FILE.jsonl for its results")
-    items = items_in(path)
+    part = parse_shard(shard) if shard is not None else None
+    items = [item for item in items_in(path) if part is None or part.holds(item.clip.id)]
     cue_first = spec is not None and spec.batching() != "processes"
-    with Progress(console=err) as progress:
+    with _pool(ray) as pool, Progress(console=err) as progress:
         cue_task = progress.add_task("cues", total=len(items), visible=cue_first)
         task = progress.add_task(f"{'explain' if spec is not None else 'cues'} -> {out}", total=len(items))
         result = run(items, out, config, spec, reasoner, workers, on_done=lambda r: progress.advance(task),
-                     on_cue=lambda r: progress.advance(cue_task), source=path)
+                     on_cue=lambda r: progress.advance(cue_task), source=path, pool=pool, shard=part)
         progress.update(task, completed=len(items))
     for warning in result.warnings:
         err.print(f"[yellow]warning:[/yellow] {escape(warning)}", highlight=False)
@@ -249,7 +280,7 @@ def cues_cmd(path: ClipPath, out: BatchOut = None,
              fps: FpsOpt = 5.0, workers: WorkersOpt = 2, face_model: FaceModel = None, asr_model: AsrModel = None,
              no_asr: NoAsr = False, transcript: TranscriptOpt = None, subtitles: SubtitlesOpt = None,
              openface: OpenFaceOpt = None, with_egemaps: EgemapsOpt = False, no_expression: NoExpression = False,
-             max_duration: MaxDuration = DEFAULT_MAX_DURATION_S) -> None:
+             max_duration: MaxDuration = DEFAULT_MAX_DURATION_S, ray: RayOpt = None, shard: ShardOpt = None) -> None:
     """Extract facial AUs, prosody and a transcript from a clip (or every clip of a folder).
 
     One clip prints the textualized cue block (or --json); a folder writes one JSONL line per clip.
@@ -258,8 +289,8 @@ def cues_cmd(path: ClipPath, out: BatchOut = None,
 
     config = CueConfig(fps=fps, face_model=face_model, asr_model=asr_model, asr=not no_asr, egemaps=with_egemaps,
                        expression=not no_expression, max_duration_s=max_duration)
-    if path.is_dir() or out is not None:
-        _batch(path, out, config, workers, None)
+    if path.is_dir() or out is not None or ray or shard:
+        _batch(path, out, config, workers, None, ray=ray, shard=shard)
         return
     result = _one(path, config, None, transcript, subtitles, openface)
     if plot:
@@ -295,23 +326,43 @@ def explain_cmd(path: ClipPath, out: BatchOut = None,
                 fps: FpsOpt = 5.0, workers: WorkersOpt = 2, face_model: FaceModel = None,
                 asr_model: AsrModel = None, no_asr: NoAsr = False, transcript: TranscriptOpt = None,
                 subtitles: SubtitlesOpt = None, openface: OpenFaceOpt = None, no_expression: NoExpression = False,
-                max_duration: MaxDuration = DEFAULT_MAX_DURATION_S) -> None:
+                max_duration: MaxDuration = DEFAULT_MAX_DURATION_S, ray: RayOpt = None,
+                shard: ShardOpt = None, frames: MediaFrames = 0, audio: MediaAudio = False,
+                video: MediaVideo = False) -> None:
     """Explain the emotion of a clip: cues, a chain of thought, open-vocabulary labels, grounding."""
     from affectreason.backends.load import BackendSpec, load_reasoner
     from affectreason.cues.pipeline import CueConfig
 
     spec = BackendSpec(backend, model, adapter, endpoint, server_model, api_key, max_new_tokens, label_endpoint,
-                       label_model, server=_bounds(max_chars, max_items), constrain=not no_constrain)
+                       label_model, server=_bounds(max_chars, max_items, frames, audio, video),
+                       constrain=not no_constrain)
     config = CueConfig(fps=fps, face_model=face_model, asr_model=asr_model, asr=not no_asr,
                        expression=not no_expression, max_duration_s=max_duration)
     note = lambda line: err.print(f"[dim]{line}[/dim]")  # noqa: E731
-    if _is_batch(path, out):
+    if _is_batch(path, out) or ray or shard:
         # local models load in each worker; a server or an engine once, here, before any clip is decoded
         reasoner = load_reasoner(spec, note) if spec.batching() != "processes" else None
         engine = spec.batching() == "engine"
-        _batch(path, out, config, workers, spec, reasoner, "explained in one vLLM batch" if engine else "done")
+        _batch(path, out, config, workers, spec, reasoner, "explained in one vLLM batch" if engine else "done",
+               ray, shard)
         return
     _show(_one(path, config, load_reasoner(spec, note), transcript, subtitles, openface), as_json)
+
+
+@app.command("merge")
+def merge_cmd(
+    outputs: Annotated[list[Path], typer.Argument(help="the outputs of --shard 1/N .. N/N (each with its manifest)")],
+    out: Annotated[Path, typer.Option("--out", help="the merged JSONL (a manifest is written beside it)")],
+    source: Annotated[Path | None, typer.Option(
+        "--input", help="the folder or cues JSONL the shards ran over (default: the one their manifests name)")]
+    = None,
+) -> None:
+    """Join the outputs of --shard 1/N .. N/N into one, checking that every clip is there exactly once."""
+    from affectreason.merge import merge
+
+    result = merge(outputs, out, source)
+    err.print(f"{result.records} clips merged into {out} ({len(result.failed)} error records among them)",
+              highlight=False, markup=False)
 
 
 @app.command("data")
@@ -455,8 +506,7 @@ def query_cmd(
     backoff: Annotated[float, typer.Option("--backoff", help="first retry delay (s), doubling")] = 1.0,
     max_tokens: Annotated[int, typer.Option("--max-tokens", help="answer length limit")] = 768,
     max_chars: MaxChars = MAX_CHARS, max_items: MaxItems = MAX_ITEMS,
-    frames: Annotated[int, typer.Option("--frames", help="key frames sent as images (vision models)")] = 0,
-    audio: Annotated[bool, typer.Option("--audio", help="send the clip's audio (audio models)")] = False,
+    frames: MediaFrames = 0, audio: MediaAudio = False, video: MediaVideo = False,
     prompt: Annotated[str, typer.Option("--prompt", help="prompt to render: the adapter's own (its "
                                         "affectreason_adapter.json names it), e.g. reason/explain_tuned")]
     = "reason/explain",
@@ -470,8 +520,10 @@ def query_cmd(
     from affectreason.backends.server import QueryConfig
     from affectreason.cues.pipeline import CueConfig
 
+    if video and not frames:
+        _fail("--video sends --frames N frames as one video: give --frames too")
     qconfig = QueryConfig(concurrency, timeout, retries, backoff, max_tokens, max_chars, max_items, frames, audio,
-                          prompt)
+                          prompt, video)
     spec = BackendSpec("server", endpoint=server, server_model=model, api_key=api_key, server=qconfig)
     config = CueConfig(fps=fps, face_model=face_model, asr_model=asr_model, asr=not no_asr,
                        max_duration_s=max_duration)
@@ -510,7 +562,7 @@ def eval_cmd(
     judge_endpoint: Annotated[str | None, typer.Option(
         "--judge-endpoint", help="an LLM judge for EMER (OpenAI-compatible) instead of the embedding judge")] = None,
     judge_model: Annotated[str | None, typer.Option("--judge-model", help="model at --judge-endpoint")] = None,
-    workers: WorkersOpt = 2,
+    workers: WorkersOpt = 2, ray: RayOpt = None,
 ) -> None:
     """Evaluate a backend on benchmark tasks: a MER-UniBench-style results table (or compare two runs)."""
     from affectreason.backends.load import BackendSpec, load_reasoner
@@ -549,7 +601,8 @@ def eval_cmd(
     suite, tasks = resolve(target[0], limit)
     note = lambda line: err.print(f"[dim]{line}[/dim]")  # noqa: E731
     reasoner = load_reasoner(spec, note) if spec.batching() != "processes" else None
-    results = [run_task(task, spec, settings, reasoner, note) for task in tasks]
+    with _pool(ray) as settings.pool:
+        results = [run_task(task, spec, settings, reasoner, note) for task in tasks]
     payload = report.results_json(suite, results, spec.describe(),
                                   {"limit": limit, "anchors": str(found) if found else None,
                                    "data_dir": str(data_dir), "resamples": resamples})
