@@ -33,6 +33,7 @@ from pathlib import Path
 from affectreason.backends.load import BackendSpec, load_reasoner
 from affectreason.batch import Item, OnDone, _safe_record
 from affectreason.cues.pipeline import CueConfig, CueExtractor
+from affectreason.cues.speech import ASR_THREADS_ENV
 from affectreason.errors import AffectReasonError, UsageError
 
 START_TIMEOUT_S = 300.0
@@ -67,7 +68,10 @@ def _ray():
 class _Worker:
     """A Ray actor: the cue extractor and the reasoner, loaded once, then one item at a time."""
 
-    def __init__(self, config: CueConfig, spec: BackendSpec | None):
+    def __init__(self, config: CueConfig, spec: BackendSpec | None, cpus: float = 1.0):
+        # speech recognition runs on the CPUs this actor reserved (Ray already pins OpenMP to them): with
+        # CTranslate2's 2 threads a 1-CPU worker kept 1.29 cores busy (ray_scale.py: 2 workers 1.59x one, now 1.75x)
+        os.environ[ASR_THREADS_ENV] = str(max(1, int(cpus)))
         self.extractor = CueExtractor(config)
         self.reasoner = load_reasoner(spec) if spec is not None else None
 
@@ -221,7 +225,8 @@ class RayPool:
             gpus = 1.0 if spec is not None and spec.resolved() == "hf" and self._info["gpus"] >= 1 else 0.0
         worker = ray.remote(num_cpus=self.cpus_per_worker, num_gpus=gpus, max_restarts=-1,
                             max_task_retries=0)(_Worker)
-        actors = [*self._actors, *(worker.remote(config, spec) for _ in range(count - len(self._actors)))]
+        actors = [*self._actors, *(worker.remote(config, spec, self.cpus_per_worker)
+                                   for _ in range(count - len(self._actors)))]
         try:
             self.pids = ray.get([actor.pid.remote() for actor in actors], timeout=START_TIMEOUT_S)
         except ray.exceptions.GetTimeoutError:

@@ -21,6 +21,8 @@ from affectreason.media import Audio, MediaError
 from affectreason.schema import Transcript, Word
 
 ASR_MODEL_ENV = "AFFECTREASON_ASR_MODEL"
+ASR_THREADS_ENV = "AFFECTREASON_ASR_THREADS"  # CTranslate2's threads: a resource setting (int8: the same words)
+ASR_THREADS = 2
 ASR_WINDOW_S = 300.0  # longer tracks are transcribed in windows (asr_windows)
 MAX_SUBTITLE_BYTES = 16 * 2**20  # a feature film's .srt is ~100 kB; a 10-hour transcript ~1 MB
 TIMESTAMP = re.compile(r"(?:(\d+):)?(\d{1,2}):(\d{2})[.,](\d{1,3})")
@@ -59,7 +61,8 @@ class SpeechRecognizer:
 
         self.model_path = asr_model_path(self.model)
         try:
-            self._model = WhisperModel(self.model_path, device="cpu", compute_type="int8", cpu_threads=2,
+            threads = int(os.environ.get(ASR_THREADS_ENV) or ASR_THREADS)
+            self._model = WhisperModel(self.model_path, device="cpu", compute_type="int8", cpu_threads=threads,
                                        local_files_only=True)
         except (OSError, ValueError, RuntimeError) as exc:
             raise ASRModelMissing(f"cannot load the ASR model {self.model_path!r} ({exc}); "
