@@ -51,7 +51,7 @@ def _records(path: Path, shard: Shard) -> dict[str, dict]:
         clip_id = record.get("clip", {}).get("id") if isinstance(record.get("clip"), dict) else None
         if not isinstance(clip_id, str):
             raise UsageError(f"{path}:{lineno}: not a batch record (no clip id)")
-        if shard_of(clip_id, shard.count) != shard.index:
+        if not shard.holds(clip_id):
             raise UsageError(f"{path}:{lineno}: clip {clip_id!r} belongs to shard "
                              f"{shard_of(clip_id, shard.count)}/{shard.count}, not {shard}")
         records[clip_id] = record  # a retry appended after an error record replaces it
